@@ -1,0 +1,66 @@
+//! `sutazai`: the one binary of the platform. `up` runs every built role in one process,
+//! `serve ROLE` runs one, `migrate` prepares the database, `healthcheck URL` is the container
+//! HEALTHCHECK (no curl needed), `version` prints the version.
+
+mod commands;
+mod config;
+mod healthcheck;
+mod roles;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "sutazai", version, about = "SutazAI: a self-hosted multi-agent AI platform")]
+struct Cli {
+    /// Configuration file (TOML); overrides the embedded defaults, overridden by SUTAZAI__* variables.
+    #[arg(long, global = true, env = "SUTAZAI_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run every built role in this process.
+    Up,
+    /// Run one role.
+    Serve {
+        /// The role to run (see `sutazai roles`).
+        role: String,
+    },
+    /// Create each role's schema and apply its migrations, then exit.
+    Migrate,
+    /// List the roles built into this binary, with their ports.
+    Roles,
+    /// Exit 0 if URL answers 2xx within the timeout, 1 otherwise.
+    Healthcheck {
+        /// For example http://127.0.0.1:10010/livez.
+        url: String,
+        /// How long to wait for the answer.
+        #[arg(long, default_value_t = 3000)]
+        timeout_ms: u64,
+    },
+    /// Print the version.
+    Version,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Version => {
+            println!("sutazai {}", env!("CARGO_PKG_VERSION"));
+            ExitCode::SUCCESS
+        }
+        Command::Roles => {
+            roles::print_roles();
+            ExitCode::SUCCESS
+        }
+        Command::Healthcheck { url, timeout_ms } => healthcheck::run(&url, timeout_ms),
+        Command::Up => commands::run(commands::Action::Up, cli.config.as_deref()),
+        Command::Serve { role } => commands::run(commands::Action::Serve(role), cli.config.as_deref()),
+        Command::Migrate => commands::run(commands::Action::Migrate, cli.config.as_deref()),
+    }
+}

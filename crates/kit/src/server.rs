@@ -1,0 +1,95 @@
+//! One listener per service for HTTP and gRPC: axum routes requests by path, and gRPC paths
+//! (`/package.Service/Method`) go to the tonic services mounted beside the HTTP routes. HTTP/1.1
+//! and HTTP/2 (h2c, which gRPC uses) are both accepted on the same port.
+//!
+//! Shutdown: once the token fires, `/readyz` answers 503, the listener stops accepting, and
+//! in-flight requests get the grace period to finish before their connections are dropped.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::Request;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tonic::server::NamedService;
+use tower::{Service, ServiceExt};
+
+use crate::config::HttpSettings;
+use crate::health::{self, GrpcHealth, HealthRegistry};
+use crate::http::{ApiError, apply_edge_layers};
+
+/// Builds a service's router: its own HTTP routes, the operational routes (`/livez`, `/readyz`,
+/// `/metrics`), a problem+json 404 for unknown paths, the edge layers, and `grpc.health.v1`.
+pub fn service_router(routes: Router, health: HealthRegistry, settings: &HttpSettings) -> Router {
+    // Install the recorder before the first request is measured.
+    let _ = crate::metrics::prometheus();
+    let operational = Router::new()
+        .route("/livez", get(health::livez))
+        .route("/readyz", get(health::readyz))
+        .with_state(health.clone())
+        .route("/metrics", get(render_metrics));
+    let layered = apply_edge_layers(routes.merge(operational).fallback(unknown_path), settings);
+    add_grpc_service(layered, GrpcHealth::new(health).into_service())
+}
+
+async fn render_metrics() -> impl IntoResponse {
+    (
+        [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        crate::metrics::prometheus().render(),
+    )
+}
+
+async fn unknown_path() -> ApiError {
+    ApiError::new(sutazai_types::ServiceErrorCode::NotFound, "no resource at this path")
+}
+
+/// Mounts a tonic service on the router under `/<service name>/*`, next to the HTTP routes.
+pub fn add_grpc_service<S>(router: Router, service: S) -> Router
+where
+    S: Service<http::Request<tonic::body::Body>, Error = Infallible>
+        + NamedService
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    S::Response: IntoResponse,
+    S::Future: Send + 'static,
+{
+    let adapted = service.map_request(|request: Request| request.map(tonic::body::Body::new));
+    router.route_service(&format!("/{}/{{*rpc}}", S::NAME), adapted)
+}
+
+/// Binds a listener; port 0 picks a free port (tests).
+pub async fn bind(address: SocketAddr) -> std::io::Result<TcpListener> {
+    TcpListener::bind(address).await
+}
+
+/// Serves `router` on `listener` until `shutdown` fires, then drains for at most `grace`.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    shutdown: CancellationToken,
+    grace: Duration,
+) -> std::io::Result<()> {
+    let address = listener.local_addr()?;
+    tracing::info!(%address, "listening for http and grpc");
+    let service = router.into_make_service_with_connect_info::<SocketAddr>();
+    let draining = shutdown.clone();
+    let server =
+        axum::serve(listener, service).with_graceful_shutdown(async move { draining.cancelled().await });
+    let grace_expired = async {
+        shutdown.cancelled().await;
+        tokio::time::sleep(grace).await;
+    };
+    tokio::select! {
+        result = server => result,
+        () = grace_expired => {
+            tracing::warn!(grace_ms = grace.as_millis() as u64, "grace period over, dropping open connections");
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,4 @@
+CREATE TABLE widgets (
+    id   BIGSERIAL PRIMARY KEY,
+    name TEXT NOT NULL
+);

@@ -1,0 +1,269 @@
+//! The one consumer loop every service uses.
+//!
+//! - Prefetch bounds the unacknowledged deliveries held at once, and also how many are handled
+//!   concurrently, so a slow handler applies back-pressure instead of buffering the queue in memory.
+//! - Acks are manual and sent only after the handler returned: a consumer that dies before acking
+//!   leaves the message to the broker, which redelivers it to another consumer.
+//! - A retryable failure republishes the message (same id, attempt + 1) to the queue's delay tier,
+//!   then acks the original; once the attempts are spent, or on a permanent failure or an
+//!   undecodable body, the message is nacked without requeue and lands in the dead-letter queue.
+//! - The handler runs inside a span whose parent is the publisher's trace context.
+//! - On shutdown the loop stops taking deliveries, lets in-flight handlers finish and ack, then
+//!   closes its channel. A lost connection is re-established with backoff.
+
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::{FutureExt, StreamExt};
+use lapin::message::Delivery;
+use lapin::options::{
+    BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions,
+};
+use lapin::types::FieldTable;
+use serde::de::DeserializeOwned;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use crate::client::{AmqpClient, AmqpError};
+use crate::headers::{self, FieldTableExtractor};
+use crate::publisher::{OutgoingMessage, Publisher};
+use crate::topology::QueueSpec;
+
+/// How a handler failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HandlerError {
+    /// Another attempt may succeed (a dependency was down); retried after the tier's delay.
+    #[error("retryable: {0}")]
+    Retryable(String),
+    /// No attempt can succeed (invalid content); dead-lettered at once.
+    #[error("permanent: {0}")]
+    Permanent(String),
+}
+
+/// Facts about the delivery being handled.
+#[derive(Debug, Clone)]
+pub struct DeliveryContext {
+    /// The publisher's message id, for deduplication.
+    pub message_id: Option<String>,
+    /// 1-based attempt, counted across delayed retries.
+    pub attempt: u32,
+    /// The broker delivered this message before (a consumer died or nacked with requeue).
+    pub redelivered: bool,
+    /// The routing key it was published with.
+    pub routing_key: String,
+}
+
+/// Handles the messages of one queue.
+pub trait MessageHandler: Send + Sync + 'static {
+    /// The decoded message body.
+    type Message: DeserializeOwned + Send + 'static;
+
+    /// Handles one message; `Ok` acks it.
+    fn handle(
+        &self,
+        message: Self::Message,
+        context: DeliveryContext,
+    ) -> impl Future<Output = Result<(), HandlerError>> + Send;
+}
+
+/// A consumer of one queue.
+#[derive(Debug)]
+pub struct Consumer<H> {
+    client: AmqpClient,
+    queue: QueueSpec,
+    handler: Arc<H>,
+    retry_publisher: Arc<Publisher>,
+    prefetch: u16,
+}
+
+/// Delay before consuming again after the connection or channel failed.
+const RECONSUME_DELAY: Duration = Duration::from_secs(1);
+
+impl<H: MessageHandler> Consumer<H> {
+    /// A consumer of `queue` (declared beforehand through its topology) with the client's
+    /// configured prefetch.
+    pub fn new(client: AmqpClient, queue: QueueSpec, handler: H) -> Self {
+        let prefetch = client.settings().prefetch;
+        let retry_publisher = Arc::new(Publisher::new(client.clone()));
+        Self { client, queue, handler: Arc::new(handler), retry_publisher, prefetch }
+    }
+
+    /// Overrides the prefetch (for example 1 for long tasks, so one worker does not hoard them).
+    pub fn with_prefetch(mut self, prefetch: u16) -> Self {
+        self.prefetch = prefetch.max(1);
+        self
+    }
+
+    /// Consumes until `shutdown` fires, re-consuming after connection failures.
+    pub async fn run(self, shutdown: CancellationToken) {
+        while !shutdown.is_cancelled() {
+            match self.consume(&shutdown).await {
+                Ok(()) => break,
+                Err(AmqpError::ShuttingDown) => break,
+                Err(error) => {
+                    tracing::warn!(queue = %self.queue.name, %error, "consumer lost its channel, resuming");
+                    tokio::select! {
+                        () = tokio::time::sleep(RECONSUME_DELAY) => {},
+                        () = shutdown.cancelled() => break,
+                    }
+                }
+            }
+        }
+        tracing::info!(queue = %self.queue.name, "consumer stopped");
+    }
+
+    async fn consume(&self, shutdown: &CancellationToken) -> Result<(), AmqpError> {
+        let channel = self.client.channel().await?;
+        channel.basic_qos(self.prefetch, BasicQosOptions::default()).await?;
+        let queue_name = self.client.name(&self.queue.name);
+        let mut deliveries = channel
+            .basic_consume(
+                queue_name.into(),
+                "".into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+        let consumer_tag = deliveries.tag();
+        let mut in_flight = JoinSet::new();
+        let capacity = usize::from(self.prefetch);
+        let stream_result = loop {
+            tokio::select! {
+                biased;
+                () = shutdown.cancelled() => break Ok(()),
+                Some(joined) = in_flight.join_next(), if !in_flight.is_empty() => {
+                    if let Err(error) = joined {
+                        tracing::error!(%error, "message task failed");
+                    }
+                }
+                next = deliveries.next(), if in_flight.len() < capacity => match next {
+                    Some(Ok(delivery)) => {
+                        let work = handle_delivery(
+                            delivery,
+                            self.queue.clone(),
+                            Arc::clone(&self.handler),
+                            Arc::clone(&self.retry_publisher),
+                        );
+                        in_flight.spawn(work);
+                    }
+                    Some(Err(error)) => break Err(AmqpError::Broker(error)),
+                    None => break Err(AmqpError::ConsumerEnded),
+                },
+            }
+        };
+        if stream_result.is_ok() {
+            // Stop new deliveries, then let the handlers in flight finish and ack.
+            if let Err(error) = channel.basic_cancel(consumer_tag, BasicCancelOptions::default()).await {
+                tracing::debug!(%error, "cancel consumer");
+            }
+        }
+        while let Some(joined) = in_flight.join_next().await {
+            if let Err(error) = joined {
+                tracing::error!(%error, "message task failed");
+            }
+        }
+        if stream_result.is_ok() {
+            let _ = channel.close(200, "consumer stopped".into()).await;
+        }
+        stream_result
+    }
+}
+
+async fn handle_delivery<H: MessageHandler>(
+    delivery: Delivery,
+    queue: QueueSpec,
+    handler: Arc<H>,
+    retry_publisher: Arc<Publisher>,
+) {
+    let properties_headers = delivery.properties.headers().clone();
+    let context = DeliveryContext {
+        message_id: delivery.properties.message_id().as_ref().map(|id| id.as_str().to_owned()),
+        attempt: headers::attempt(properties_headers.as_ref()),
+        redelivered: delivery.redelivered,
+        routing_key: delivery.routing_key.as_str().to_owned(),
+    };
+    let span = tracing::info_span!(
+        "amqp.consume",
+        queue = %queue.name,
+        routing_key = %context.routing_key,
+        message_id = context.message_id.as_deref().unwrap_or(""),
+        attempt = context.attempt,
+    );
+    if let Some(table) = properties_headers.as_ref() {
+        sutazai_kit::telemetry::set_remote_parent(&span, &FieldTableExtractor(table));
+    }
+    async move {
+        let outcome = match serde_json::from_slice::<H::Message>(&delivery.data) {
+            Err(error) => Err(HandlerError::Permanent(format!("undecodable message: {error}"))),
+            Ok(message) => {
+                let handling = AssertUnwindSafe(handler.handle(message, context.clone())).catch_unwind();
+                handling.await.unwrap_or_else(|_| Err(HandlerError::Retryable("handler panicked".to_owned())))
+            }
+        };
+        settle(delivery, &queue, &context, outcome, &retry_publisher).await;
+    }
+    .instrument(span)
+    .await;
+}
+
+async fn settle(
+    delivery: Delivery,
+    queue: &QueueSpec,
+    context: &DeliveryContext,
+    outcome: Result<(), HandlerError>,
+    retry_publisher: &Publisher,
+) {
+    let queue_label = queue.name.clone();
+    let result = match outcome {
+        Ok(()) => {
+            metrics::counter!("amqp_consumed_total", "queue" => queue_label, "outcome" => "ok").increment(1);
+            delivery.acker.ack(BasicAckOptions::default()).await
+        }
+        Err(HandlerError::Retryable(reason)) if context.attempt < queue.max_attempts() => {
+            let next_attempt = context.attempt + 1;
+            tracing::warn!(%reason, next_attempt, "handler failed, retrying after delay");
+            let retry = OutgoingMessage {
+                exchange: String::new(),
+                routing_key: retry_publisher_queue_name(retry_publisher, queue, next_attempt),
+                body: delivery.data.clone(),
+                message_id: context.message_id.clone().unwrap_or_else(|| uuid::Uuid::now_v7().to_string()),
+                priority: *delivery.properties.priority(),
+                headers: delivery.properties.headers().clone().unwrap_or_default(),
+            }
+            .with_attempt(next_attempt);
+            match retry_publisher.publish(retry).await {
+                Ok(()) => {
+                    metrics::counter!("amqp_consumed_total", "queue" => queue_label, "outcome" => "retried")
+                        .increment(1);
+                    delivery.acker.ack(BasicAckOptions::default()).await
+                }
+                Err(error) => {
+                    // Not lost: requeued as is, to be tried again now rather than after the delay.
+                    tracing::error!(%error, "could not schedule retry, requeueing");
+                    delivery
+                        .acker
+                        .nack(BasicNackOptions { requeue: true, ..BasicNackOptions::default() })
+                        .await
+                }
+            }
+        }
+        Err(error) => {
+            tracing::error!(%error, attempt = context.attempt, "message dead-lettered");
+            metrics::counter!("amqp_consumed_total", "queue" => queue_label, "outcome" => "dead_lettered")
+                .increment(1);
+            delivery.acker.nack(BasicNackOptions { requeue: false, ..BasicNackOptions::default() }).await
+        }
+    };
+    if let Err(error) = result {
+        // The channel is gone; the broker redelivers the message to the next consumer.
+        tracing::warn!(%error, "could not settle delivery");
+    }
+}
+
+fn retry_publisher_queue_name(publisher: &Publisher, queue: &QueueSpec, next_attempt: u32) -> String {
+    // Published through the default exchange, whose routing key is the full (prefixed) queue name.
+    publisher.client().name(&queue.retry_queue(next_attempt))
+}

@@ -1,0 +1,249 @@
+//! The transactional outbox and the consumer inbox.
+//!
+//! A service writes its state change and the messages announcing it in one Postgres transaction
+//! ([`enqueue`]); a rolled-back transaction leaves no message behind. The [`OutboxRelay`] publishes
+//! committed rows with broker confirms and marks them sent in the same transaction that locked
+//! them. If the relay dies mid-batch, that transaction rolls back and the batch is published again
+//! after restart with the same message ids, so delivery is at least once and a consumer makes its
+//! effect exactly once by recording the id with [`record_once`] in its own transaction.
+//!
+//! The relay wakes on `NOTIFY` from [`enqueue`] (sent at commit) and also sweeps periodically, so a
+//! notification lost while its listener reconnected delays a message but never strands it.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
+use serde::Serialize;
+use sqlx::postgres::PgListener;
+use sqlx::{PgExecutor, PgPool};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::publisher::{OutgoingMessage, PublishError, Publisher};
+
+/// The migrations creating `outbox` and `inbox`; run them with the service's own migrator.
+pub fn migrator() -> sqlx::migrate::Migrator {
+    sqlx::migrate!("./migrations")
+}
+
+/// Failures of the outbox.
+#[derive(Debug, thiserror::Error)]
+pub enum OutboxError {
+    /// Postgres failed.
+    #[error("outbox query: {0}")]
+    Database(#[from] sqlx::Error),
+    /// The broker did not confirm a message; the batch is retried.
+    #[error("outbox publish: {0}")]
+    Publish(#[from] PublishError),
+    /// A message body could not be serialized.
+    #[error("outbox serialize: {0}")]
+    Serialize(#[from] serde_json::Error),
+}
+
+/// Adds a message to the outbox inside the caller's transaction and returns its message id.
+///
+/// The current span's trace context is stored with the row, so the consumer's span joins the
+/// trace of the request that caused the message, even though a relay publishes it later.
+pub async fn enqueue<'e, T: Serialize>(
+    executor: impl PgExecutor<'e>,
+    exchange: &str,
+    routing_key: &str,
+    message: &T,
+    priority: Option<u8>,
+) -> Result<Uuid, OutboxError> {
+    let message_id = Uuid::now_v7();
+    let payload = serde_json::to_value(message)?;
+    let mut headers: BTreeMap<String, String> = BTreeMap::new();
+    if let Some(traceparent) = sutazai_kit::telemetry::current_traceparent() {
+        headers.insert("traceparent".to_owned(), traceparent);
+    }
+    // The notification is delivered only when the transaction commits, which is when the relay
+    // may see the row.
+    sqlx::query(
+        "WITH inserted AS (
+             INSERT INTO outbox (message_id, exchange, routing_key, payload, headers, priority)
+             VALUES ($1, $2, $3, $4, $5, $6)
+             RETURNING id
+         )
+         SELECT pg_notify('outbox_' || current_schema(), '') FROM inserted",
+    )
+    .bind(message_id)
+    .bind(exchange)
+    .bind(routing_key)
+    .bind(payload)
+    .bind(serde_json::to_value(headers)?)
+    .bind(priority.map(i16::from))
+    .execute(executor)
+    .await?;
+    Ok(message_id)
+}
+
+/// Records that `consumer` handled `message_id`, inside the transaction that applies the effect.
+/// Returns false when it was already recorded: the caller skips the effect (a redelivery).
+pub async fn record_once<'e>(
+    executor: impl PgExecutor<'e>,
+    consumer: &str,
+    message_id: &str,
+) -> Result<bool, OutboxError> {
+    let inserted =
+        sqlx::query("INSERT INTO inbox (consumer, message_id) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+            .bind(consumer)
+            .bind(message_id)
+            .execute(executor)
+            .await?;
+    Ok(inserted.rows_affected() == 1)
+}
+
+/// Publishes committed outbox rows.
+#[derive(Debug)]
+pub struct OutboxRelay {
+    pool: PgPool,
+    publisher: Publisher,
+    batch_size: i64,
+    sweep_interval: Duration,
+    retention: Duration,
+}
+
+#[derive(sqlx::FromRow)]
+struct OutboxRow {
+    id: i64,
+    message_id: Uuid,
+    exchange: String,
+    routing_key: String,
+    payload: serde_json::Value,
+    headers: sqlx::types::Json<BTreeMap<String, String>>,
+    priority: Option<i16>,
+}
+
+/// How long sent rows are kept for inspection before they are deleted.
+const DEFAULT_RETENTION: Duration = Duration::from_secs(24 * 3600);
+/// How often sent rows past their retention are deleted.
+const PURGE_INTERVAL: Duration = Duration::from_secs(600);
+
+impl OutboxRelay {
+    /// A relay for the outbox in the pool's schema.
+    pub fn new(pool: PgPool, publisher: Publisher) -> Self {
+        Self {
+            pool,
+            publisher,
+            batch_size: 100,
+            sweep_interval: Duration::from_secs(5),
+            retention: DEFAULT_RETENTION,
+        }
+    }
+
+    /// Rows published per transaction.
+    pub fn with_batch_size(mut self, batch_size: u16) -> Self {
+        self.batch_size = i64::from(batch_size.max(1));
+        self
+    }
+
+    /// Publishes one batch; returns how many rows were sent.
+    pub async fn relay_batch(&self) -> Result<usize, OutboxError> {
+        let mut transaction = self.pool.begin().await?;
+        // SKIP LOCKED lets several relay instances share the table without sending a row twice
+        // while both are alive.
+        let rows: Vec<OutboxRow> = sqlx::query_as(
+            "SELECT id, message_id, exchange, routing_key, payload, headers, priority
+             FROM outbox WHERE sent_at IS NULL ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
+        )
+        .bind(self.batch_size)
+        .fetch_all(&mut *transaction)
+        .await?;
+        if rows.is_empty() {
+            return Ok(0);
+        }
+        let mut messages = Vec::with_capacity(rows.len());
+        let mut ids = Vec::with_capacity(rows.len());
+        for row in rows {
+            ids.push(row.id);
+            messages.push(outgoing(row)?);
+        }
+        self.publisher.publish_batch(messages).await?;
+        sqlx::query("UPDATE outbox SET sent_at = now() WHERE id = ANY($1)")
+            .bind(&ids)
+            .execute(&mut *transaction)
+            .await?;
+        transaction.commit().await?;
+        metrics::counter!("outbox_relayed_total").increment(ids.len() as u64);
+        Ok(ids.len())
+    }
+
+    /// Relays until `shutdown` fires.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let mut listener = self.listen().await;
+        let mut last_purge = Instant::now();
+        let mut failure_delay = Duration::from_millis(200);
+        while !shutdown.is_cancelled() {
+            match self.relay_batch().await {
+                Ok(sent) if sent as i64 == self.batch_size => continue,
+                Ok(_) => failure_delay = Duration::from_millis(200),
+                Err(error) => {
+                    tracing::warn!(%error, "outbox relay failed, retrying");
+                    tokio::select! {
+                        () = tokio::time::sleep(failure_delay) => {},
+                        () = shutdown.cancelled() => break,
+                    }
+                    failure_delay = (failure_delay * 2).min(Duration::from_secs(10));
+                    continue;
+                }
+            }
+            if last_purge.elapsed() >= PURGE_INTERVAL {
+                self.purge_sent().await;
+                last_purge = Instant::now();
+            }
+            let notified = async {
+                match listener.as_mut() {
+                    Some(listener) => {
+                        if listener.recv().await.is_err() {
+                            tokio::time::sleep(self.sweep_interval).await;
+                        }
+                    }
+                    None => tokio::time::sleep(self.sweep_interval).await,
+                }
+            };
+            tokio::select! {
+                () = notified => {},
+                () = tokio::time::sleep(self.sweep_interval) => {},
+                () = shutdown.cancelled() => break,
+            }
+        }
+        tracing::info!("outbox relay stopped");
+    }
+
+    async fn listen(&self) -> Option<PgListener> {
+        let schema: Result<String, sqlx::Error> =
+            sqlx::query_scalar("SELECT current_schema()").fetch_one(&self.pool).await;
+        let channel = format!("outbox_{}", schema.ok()?);
+        let mut listener = PgListener::connect_with(&self.pool).await.ok()?;
+        listener.listen(&channel).await.ok()?;
+        Some(listener)
+    }
+
+    async fn purge_sent(&self) {
+        let retention_s = self.retention.as_secs_f64();
+        let purged = sqlx::query("DELETE FROM outbox WHERE sent_at < now() - make_interval(secs => $1)")
+            .bind(retention_s)
+            .execute(&self.pool)
+            .await;
+        if let Err(error) = purged {
+            tracing::warn!(%error, "purging sent outbox rows failed");
+        }
+    }
+}
+
+fn outgoing(row: OutboxRow) -> Result<OutgoingMessage, OutboxError> {
+    let mut headers = FieldTable::default();
+    for (name, value) in row.headers.0 {
+        headers.insert(ShortString::from(name), AMQPValue::LongString(LongString::from(value)));
+    }
+    Ok(OutgoingMessage {
+        exchange: row.exchange,
+        routing_key: row.routing_key,
+        body: serde_json::to_vec(&row.payload)?,
+        message_id: row.message_id.to_string(),
+        priority: row.priority.and_then(|priority| u8::try_from(priority).ok()),
+        headers,
+    })
+}
