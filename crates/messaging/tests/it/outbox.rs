@@ -1,0 +1,168 @@
+//! The outbox: rolled-back rows are never published; committed rows reach the consumer's effect
+//! exactly once even when the relay dies mid-batch and a new one takes over.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use sqlx::PgPool;
+use sutazai_messaging::outbox::{self, OutboxRelay};
+use sutazai_messaging::{Consumer, DeliveryContext, HandlerError, MessageHandler, Publisher, QueueSpec};
+use sutazai_testkit::{TestDatabase, wait_for};
+use tokio_util::sync::CancellationToken;
+
+use crate::{EXCHANGE, setup};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Event {
+    sequence: u32,
+    committed: bool,
+}
+
+/// Applies each event once, using the inbox inside the same transaction as the effect.
+struct Applier {
+    pool: PgPool,
+    deliveries: Arc<AtomicUsize>,
+    seen_rolled_back: Arc<AtomicUsize>,
+}
+
+impl MessageHandler for Applier {
+    type Message = Event;
+
+    async fn handle(&self, event: Event, context: DeliveryContext) -> Result<(), HandlerError> {
+        self.deliveries.fetch_add(1, Ordering::SeqCst);
+        if !event.committed {
+            self.seen_rolled_back.fetch_add(1, Ordering::SeqCst);
+        }
+        let message_id = context.message_id.ok_or_else(|| HandlerError::Permanent("no message id".into()))?;
+        let retry = |error: sqlx::Error| HandlerError::Retryable(error.to_string());
+        let mut transaction = self.pool.begin().await.map_err(retry)?;
+        let first_time = outbox::record_once(&mut *transaction, "applier", &message_id)
+            .await
+            .map_err(|error| HandlerError::Retryable(error.to_string()))?;
+        if first_time {
+            sqlx::query("INSERT INTO effects (sequence) VALUES ($1)")
+                .bind(i32::try_from(event.sequence).unwrap())
+                .execute(&mut *transaction)
+                .await
+                .map_err(retry)?;
+        }
+        transaction.commit().await.map_err(retry)?;
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn committed_rows_are_applied_exactly_once_across_a_relay_crash() {
+    const COMMITTED: u32 = 600;
+    let database = TestDatabase::create().await;
+    let pool = sutazai_kit::postgres::connect_and_migrate(&database.settings(), "svc", vec![outbox::migrator()])
+        .await
+        .unwrap();
+    sqlx::query("CREATE TABLE effects (sequence INT NOT NULL)").execute(&pool).await.unwrap();
+    let queue = QueueSpec::new("events");
+    let (client, topology) = setup(queue.clone()).await;
+
+    // A transaction that rolls back leaves nothing to publish.
+    let mut rolled_back = pool.begin().await.unwrap();
+    outbox::enqueue(&mut *rolled_back, EXCHANGE, "test.event", &Event { sequence: 0, committed: false }, None)
+        .await
+        .unwrap();
+    rolled_back.rollback().await.unwrap();
+
+    // Committed state changes, each with its message, in their own transactions.
+    let mut committed_ids = HashSet::new();
+    for sequence in 1..=COMMITTED {
+        let mut transaction = pool.begin().await.unwrap();
+        let id = outbox::enqueue(&mut *transaction, EXCHANGE, "test.event", &Event { sequence, committed: true }, None)
+            .await
+            .unwrap();
+        transaction.commit().await.unwrap();
+        committed_ids.insert(id);
+    }
+
+    let deliveries = Arc::new(AtomicUsize::new(0));
+    let seen_rolled_back = Arc::new(AtomicUsize::new(0));
+    let applier = Applier { pool: pool.clone(), deliveries: deliveries.clone(), seen_rolled_back: seen_rolled_back.clone() };
+    let consumer_stop = CancellationToken::new();
+    let consumer = tokio::spawn(Consumer::new(client.clone(), queue.clone(), applier).run(consumer_stop.clone()));
+
+    // The first relay dies abruptly while it is publishing a batch: its transaction never commits.
+    let doomed = OutboxRelay::new(pool.clone(), Publisher::new(client.clone())).with_batch_size(200);
+    let doomed_task = tokio::spawn(doomed.run(CancellationToken::new()));
+    wait_for("the first relay to publish", Duration::from_secs(20), || async {
+        deliveries.load(Ordering::SeqCst) > 0
+    })
+    .await;
+    doomed_task.abort();
+    let _ = doomed_task.await;
+
+    // A new relay takes over and finishes.
+    let relay_stop = CancellationToken::new();
+    let relay = OutboxRelay::new(pool.clone(), Publisher::new(client.clone())).with_batch_size(200);
+    let relay_task = tokio::spawn(relay.run(relay_stop.clone()));
+    let effects = || async {
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM effects").fetch_one(&pool).await.unwrap()
+    };
+    wait_for("every committed event to be applied", Duration::from_secs(30), || async {
+        effects().await >= i64::from(COMMITTED)
+    })
+    .await;
+    let unsent: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox WHERE sent_at IS NULL").fetch_one(&pool).await.unwrap();
+    assert_eq!(unsent, 0, "every committed row is marked sent");
+    // Give any late duplicate a chance to arrive before counting.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let distinct: i64 =
+        sqlx::query_scalar("SELECT count(DISTINCT sequence) FROM effects").fetch_one(&pool).await.unwrap();
+    assert_eq!(effects().await, i64::from(COMMITTED), "each committed event applied exactly once");
+    assert_eq!(distinct, i64::from(COMMITTED));
+    assert_eq!(seen_rolled_back.load(Ordering::SeqCst), 0, "a rolled-back row is never published");
+    let inbox_ids: Vec<String> =
+        sqlx::query_scalar("SELECT message_id FROM inbox WHERE consumer = 'applier'").fetch_all(&pool).await.unwrap();
+    let inbox_ids: HashSet<uuid::Uuid> = inbox_ids.iter().map(|id| id.parse().unwrap()).collect();
+    assert_eq!(inbox_ids, committed_ids, "message ids are the outbox row ids, stable across republishing");
+    let delivered = deliveries.load(Ordering::SeqCst);
+    assert!(delivered >= COMMITTED as usize);
+    eprintln!("deliveries: {delivered} for {COMMITTED} committed rows (duplicates from the crashed batch: {})", delivered - COMMITTED as usize);
+
+    relay_stop.cancel();
+    relay_task.await.unwrap();
+    consumer_stop.cancel();
+    consumer.await.unwrap();
+    topology.delete(&client).await.unwrap();
+    pool.close().await;
+    database.drop_database().await;
+}
+
+#[tokio::test]
+async fn relay_wakes_on_commit_without_waiting_for_a_sweep() {
+    let database = TestDatabase::create().await;
+    let pool = sutazai_kit::postgres::connect_and_migrate(&database.settings(), "svc", vec![outbox::migrator()])
+        .await
+        .unwrap();
+    let queue = QueueSpec::new("wake");
+    let (client, topology) = setup(queue.clone()).await;
+    let stop = CancellationToken::new();
+    let relay_task = tokio::spawn(OutboxRelay::new(pool.clone(), Publisher::new(client.clone())).run(stop.clone()));
+    // Let the relay reach its idle wait.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let started = std::time::Instant::now();
+    let mut transaction = pool.begin().await.unwrap();
+    outbox::enqueue(&mut *transaction, EXCHANGE, "test.wake", &Event { sequence: 1, committed: true }, Some(3))
+        .await
+        .unwrap();
+    transaction.commit().await.unwrap();
+    let message = crate::wait_for_message(&client, "wake", Duration::from_secs(4)).await;
+    assert!(message.is_some(), "published");
+    assert!(started.elapsed() < Duration::from_secs(2), "woken by NOTIFY, not by the 5 s sweep");
+
+    stop.cancel();
+    relay_task.await.unwrap();
+    topology.delete(&client).await.unwrap();
+    pool.close().await;
+    database.drop_database().await;
+}
