@@ -54,8 +54,12 @@ down:
 	else echo "sutazai is not running"; fi
 	@rm -f $(PID_FILE)
 
+# nextest runs each test in its own process and ends with one summary line; plain cargo test is
+# the fallback where nextest is not installed.
 test: services tools
-	cargo test --workspace
+	@if cargo nextest --version >/dev/null 2>&1; then \
+		cargo nextest run --workspace --no-fail-fast; \
+	else cargo test --workspace --no-fail-fast; fi
 
 lint: tools
 	cargo fmt --all -- --check

@@ -63,12 +63,12 @@ impl AmqpClient {
     /// Opens a channel, reconnecting first if the connection is gone.
     pub async fn channel(&self) -> Result<Channel, AmqpError> {
         let mut guard = self.connection.lock().await;
-        if let Some(connection) = guard.as_ref() {
-            if connection.status().connected() {
-                match connection.create_channel().await {
-                    Ok(channel) => return Ok(channel),
-                    Err(error) => tracing::warn!(%error, "amqp channel failed, reconnecting"),
-                }
+        if let Some(connection) = guard.as_ref()
+            && connection.status().connected()
+        {
+            match connection.create_channel().await {
+                Ok(channel) => return Ok(channel),
+                Err(error) => tracing::warn!(%error, "amqp channel failed, reconnecting"),
             }
         }
         let connection = self.connect_with_backoff().await?;
@@ -103,10 +103,10 @@ impl AmqpClient {
 
     /// Closes the connection (at shutdown, after consumers stopped).
     pub async fn close(&self) {
-        if let Some(connection) = self.connection.lock().await.take() {
-            if let Err(error) = connection.close(200, "shutdown".into()).await {
-                tracing::debug!(%error, "closing rabbitmq connection");
-            }
+        if let Some(connection) = self.connection.lock().await.take()
+            && let Err(error) = connection.close(200, "shutdown".into()).await
+        {
+            tracing::debug!(%error, "closing rabbitmq connection");
         }
     }
 

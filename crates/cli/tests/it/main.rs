@@ -1,5 +1,7 @@
 //! The `sutazai` binary as an operator and a container runtime use it.
 
+#![allow(clippy::unwrap_used, reason = "a failed step fails the test loudly")]
+
 use std::process::Output;
 
 use axum::Router;
@@ -36,7 +38,8 @@ impl HealthCheck for AlwaysDown {
 async fn healthcheck_exits_zero_for_a_live_service_and_one_otherwise() {
     let mut health = HealthRegistry::new(CancellationToken::new());
     health.register("dependency", AlwaysDown);
-    let server = TestServer::spawn(sutazai_kit::server::service_router(Router::new(), health, &http_settings())).await;
+    let server =
+        TestServer::spawn(sutazai_kit::server::service_router(Router::new(), health, &http_settings())).await;
 
     let live = sutazai(&["healthcheck", &server.url("/livez")], &[]);
     assert_eq!(live.status.code(), Some(0), "{}", stderr(&live));
@@ -82,8 +85,10 @@ fn missing_secret_refuses_to_start() {
 
 #[test]
 fn unknown_key_refuses_to_start_naming_it() {
-    let output =
-        sutazai(&["up"], &[("SUTAZAI__SECURITY__MASTER_KEY", MASTER_KEY), ("SUTAZAI__REDIS__PASSWORD_FILE", "/x")]);
+    let output = sutazai(
+        &["up"],
+        &[("SUTAZAI__SECURITY__MASTER_KEY", MASTER_KEY), ("SUTAZAI__REDIS__PASSWORD_FILE", "/x")],
+    );
     assert_eq!(output.status.code(), Some(2));
     let text = stderr(&output);
     assert!(text.contains("unknown field `password_file`") && text.contains("for key `redis`"), "{text}");
@@ -95,7 +100,10 @@ fn unknown_key_in_a_config_file_is_refused() {
     std::fs::create_dir_all(&directory).unwrap();
     let file = directory.join("bad.toml");
     std::fs::write(&file, "[http]\nbody_limit = 10\n").unwrap();
-    let output = sutazai(&["--config", file.to_str().unwrap(), "up"], &[("SUTAZAI__SECURITY__MASTER_KEY", MASTER_KEY)]);
+    let output = sutazai(
+        &["--config", file.to_str().unwrap(), "up"],
+        &[("SUTAZAI__SECURITY__MASTER_KEY", MASTER_KEY)],
+    );
     assert_eq!(output.status.code(), Some(2));
     assert!(stderr(&output).contains("unknown field `body_limit`"), "{}", stderr(&output));
     std::fs::remove_dir_all(&directory).unwrap();
@@ -105,7 +113,10 @@ fn unknown_key_in_a_config_file_is_refused() {
 fn version_prints_the_crate_version() {
     let output = sutazai(&["version"], &[]);
     assert_eq!(output.status.code(), Some(0));
-    assert_eq!(String::from_utf8_lossy(&output.stdout).trim(), format!("sutazai {}", env!("CARGO_PKG_VERSION")));
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout).trim(),
+        format!("sutazai {}", env!("CARGO_PKG_VERSION"))
+    );
 }
 
 #[test]
@@ -113,7 +124,11 @@ fn up_checks_every_dependency() {
     let database = "postgres://postgres@127.0.0.1:5432/postgres";
     let output = sutazai(
         &["up"],
-        &[("SUTAZAI__SECURITY__MASTER_KEY", MASTER_KEY), ("SUTAZAI__POSTGRES__URL", database), ("NO_COLOR", "1")],
+        &[
+            ("SUTAZAI__SECURITY__MASTER_KEY", MASTER_KEY),
+            ("SUTAZAI__POSTGRES__URL", database),
+            ("NO_COLOR", "1"),
+        ],
     );
     let text = String::from_utf8_lossy(&output.stdout).into_owned();
     assert_eq!(output.status.code(), Some(0), "{text}{}", stderr(&output));

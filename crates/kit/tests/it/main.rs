@@ -1,5 +1,7 @@
 //! Integration tests of the kit against real servers: one binary, one module per concern.
 
+#![allow(clippy::unwrap_used, reason = "a failed step fails the test loudly")]
+
 mod edge;
 mod grpc_health;
 mod readiness;

@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use sutazai_messaging::headers::attempt;
 use sutazai_messaging::{
-    AmqpClient, Consumer, DeliveryContext, HandlerError, MessageHandler, OutgoingMessage, PublishError, Publisher,
-    QueueSpec,
+    AmqpClient, Consumer, DeliveryContext, HandlerError, MessageHandler, OutgoingMessage, PublishError,
+    Publisher, QueueSpec,
 };
 use sutazai_testkit::wait_for;
 use tokio::sync::{Mutex, mpsc};
@@ -67,10 +67,12 @@ async fn message_survives_a_consumer_that_dies_before_ack() {
     let message_id = publish(&client, 7).await;
 
     // The first consumer has its own connection, receives the message and never acks it.
-    let doomed_client = AmqpClient::connect(client.settings().clone(), CancellationToken::new()).await.unwrap();
+    let doomed_client =
+        AmqpClient::connect(client.settings().clone(), CancellationToken::new()).await.unwrap();
     let (mut doomed_handler, mut doomed_calls) = recorder(|_| Ok(()));
     doomed_handler.hang_forever = true;
-    let (_doomed_stop, doomed_task) = start(Consumer::new(doomed_client.clone(), queue.clone(), doomed_handler));
+    let (_doomed_stop, doomed_task) =
+        start(Consumer::new(doomed_client.clone(), queue.clone(), doomed_handler));
     let (job, first_context, _) = doomed_calls.recv().await.unwrap();
     assert_eq!(job, Job { number: 7 });
     assert!(!first_context.redelivered);
@@ -81,7 +83,8 @@ async fn message_survives_a_consumer_that_dies_before_ack() {
 
     let (handler, mut calls) = recorder(|_| Ok(()));
     let (stop, task) = start(Consumer::new(client.clone(), queue.clone(), handler));
-    let (job, context, _) = tokio::time::timeout(Duration::from_secs(10), calls.recv()).await.unwrap().unwrap();
+    let (job, context, _) =
+        tokio::time::timeout(Duration::from_secs(10), calls.recv()).await.unwrap().unwrap();
     assert_eq!(job, Job { number: 7 });
     assert!(context.redelivered, "the broker redelivered the unacked message");
     assert_eq!(context.message_id.as_deref(), Some(message_id.as_str()));
@@ -127,7 +130,10 @@ async fn permanent_failure_and_undecodable_bodies_are_dead_lettered_at_once() {
     let (handler, mut calls) = recorder(|_| Err(HandlerError::Permanent("invalid job".into())));
     let (stop, task) = start(Consumer::new(client.clone(), queue.clone(), handler));
     publish(&client, 2).await;
-    let garbage = OutgoingMessage { body: b"{not json".to_vec(), ..OutgoingMessage::json(EXCHANGE, "test.x", &0).unwrap() };
+    let garbage = OutgoingMessage {
+        body: b"{not json".to_vec(),
+        ..OutgoingMessage::json(EXCHANGE, "test.x", &0).unwrap()
+    };
     Publisher::new(client.clone()).publish(garbage).await.unwrap();
 
     let first = wait_for_message(&client, &queue.dead_letter_queue(), Duration::from_secs(10)).await;
@@ -155,7 +161,8 @@ async fn delayed_retry_arrives_after_its_delay() {
     publish(&client, 3).await;
 
     let (_, first, first_at) = calls.recv().await.unwrap();
-    let (_, second, second_at) = tokio::time::timeout(Duration::from_secs(10), calls.recv()).await.unwrap().unwrap();
+    let (_, second, second_at) =
+        tokio::time::timeout(Duration::from_secs(10), calls.recv()).await.unwrap().unwrap();
     assert_eq!((first.attempt, second.attempt), (1, 2));
     let waited = second_at - first_at;
     assert!(waited >= delay, "retried after {waited:?}, before its {delay:?} delay");
@@ -186,7 +193,8 @@ async fn the_publisher_span_is_the_consumer_parent() {
     let (client, topology) = setup(queue.clone()).await;
     let (sender, mut received) = mpsc::unbounded_channel();
     let stop = CancellationToken::new();
-    let task = tokio::spawn(Consumer::new(client.clone(), queue.clone(), TraceProbe(sender)).run(stop.clone()));
+    let task =
+        tokio::spawn(Consumer::new(client.clone(), queue.clone(), TraceProbe(sender)).run(stop.clone()));
 
     let publish_span = tracing::info_span!("publish");
     let publisher_trace_id = publish_span.context().span().span_context().trace_id();
@@ -199,7 +207,8 @@ async fn the_publisher_span_is_the_consumer_parent() {
     .instrument(publish_span)
     .await;
 
-    let consumer_trace_id = tokio::time::timeout(Duration::from_secs(10), received.recv()).await.unwrap().unwrap();
+    let consumer_trace_id =
+        tokio::time::timeout(Duration::from_secs(10), received.recv()).await.unwrap().unwrap();
     assert_eq!(consumer_trace_id, publisher_trace_id);
     stop.cancel();
     task.await.unwrap();
@@ -234,14 +243,22 @@ async fn shutdown_lets_in_flight_handlers_finish_and_ack() {
     let held = gate.clone().lock_owned().await;
     let stop = CancellationToken::new();
     let task = tokio::spawn(
-        Consumer::new(client.clone(), queue.clone(), Slow(started.clone(), gate)).with_prefetch(1).run(stop.clone()),
+        Consumer::new(client.clone(), queue.clone(), Slow(started.clone(), gate))
+            .with_prefetch(1)
+            .run(stop.clone()),
     );
     publish(&client, 6).await;
-    wait_for("the handler to start", Duration::from_secs(10), || async { started.load(Ordering::SeqCst) == 1 }).await;
+    wait_for("the handler to start", Duration::from_secs(10), || async {
+        started.load(Ordering::SeqCst) == 1
+    })
+    .await;
 
     stop.cancel();
     drop(held);
     tokio::time::timeout(Duration::from_secs(10), task).await.unwrap().unwrap();
-    assert!(crate::take_one(&client, "draining").await.is_none(), "the in-flight message was acked, not requeued");
+    assert!(
+        crate::take_one(&client, "draining").await.is_none(),
+        "the in-flight message was acked, not requeued"
+    );
     topology.delete(&client).await.unwrap();
 }

@@ -1,5 +1,7 @@
 //! Messaging against the real RabbitMQ and Postgres: one binary, one module per concern.
 
+#![allow(clippy::unwrap_used, reason = "a failed step fails the test loudly")]
+
 mod consumer;
 mod outbox;
 

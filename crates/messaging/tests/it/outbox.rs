@@ -58,36 +58,54 @@ impl MessageHandler for Applier {
 async fn committed_rows_are_applied_exactly_once_across_a_relay_crash() {
     const COMMITTED: u32 = 600;
     let database = TestDatabase::create().await;
-    let pool = sutazai_kit::postgres::connect_and_migrate(&database.settings(), "svc", vec![outbox::migrator()])
-        .await
-        .unwrap();
+    let pool =
+        sutazai_kit::postgres::connect_and_migrate(&database.settings(), "svc", vec![outbox::migrator()])
+            .await
+            .unwrap();
     sqlx::query("CREATE TABLE effects (sequence INT NOT NULL)").execute(&pool).await.unwrap();
     let queue = QueueSpec::new("events");
     let (client, topology) = setup(queue.clone()).await;
 
     // A transaction that rolls back leaves nothing to publish.
     let mut rolled_back = pool.begin().await.unwrap();
-    outbox::enqueue(&mut *rolled_back, EXCHANGE, "test.event", &Event { sequence: 0, committed: false }, None)
-        .await
-        .unwrap();
+    outbox::enqueue(
+        &mut *rolled_back,
+        EXCHANGE,
+        "test.event",
+        &Event { sequence: 0, committed: false },
+        None,
+    )
+    .await
+    .unwrap();
     rolled_back.rollback().await.unwrap();
 
     // Committed state changes, each with its message, in their own transactions.
     let mut committed_ids = HashSet::new();
     for sequence in 1..=COMMITTED {
         let mut transaction = pool.begin().await.unwrap();
-        let id = outbox::enqueue(&mut *transaction, EXCHANGE, "test.event", &Event { sequence, committed: true }, None)
-            .await
-            .unwrap();
+        let id = outbox::enqueue(
+            &mut *transaction,
+            EXCHANGE,
+            "test.event",
+            &Event { sequence, committed: true },
+            None,
+        )
+        .await
+        .unwrap();
         transaction.commit().await.unwrap();
         committed_ids.insert(id);
     }
 
     let deliveries = Arc::new(AtomicUsize::new(0));
     let seen_rolled_back = Arc::new(AtomicUsize::new(0));
-    let applier = Applier { pool: pool.clone(), deliveries: deliveries.clone(), seen_rolled_back: seen_rolled_back.clone() };
+    let applier = Applier {
+        pool: pool.clone(),
+        deliveries: deliveries.clone(),
+        seen_rolled_back: seen_rolled_back.clone(),
+    };
     let consumer_stop = CancellationToken::new();
-    let consumer = tokio::spawn(Consumer::new(client.clone(), queue.clone(), applier).run(consumer_stop.clone()));
+    let consumer =
+        tokio::spawn(Consumer::new(client.clone(), queue.clone(), applier).run(consumer_stop.clone()));
 
     // The first relay dies abruptly while it is publishing a batch: its transaction never commits.
     let doomed = OutboxRelay::new(pool.clone(), Publisher::new(client.clone())).with_batch_size(200);
@@ -110,7 +128,10 @@ async fn committed_rows_are_applied_exactly_once_across_a_relay_crash() {
         effects().await >= i64::from(COMMITTED)
     })
     .await;
-    let unsent: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox WHERE sent_at IS NULL").fetch_one(&pool).await.unwrap();
+    let unsent: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox WHERE sent_at IS NULL")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
     assert_eq!(unsent, 0, "every committed row is marked sent");
     // Give any late duplicate a chance to arrive before counting.
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -121,12 +142,18 @@ async fn committed_rows_are_applied_exactly_once_across_a_relay_crash() {
     assert_eq!(distinct, i64::from(COMMITTED));
     assert_eq!(seen_rolled_back.load(Ordering::SeqCst), 0, "a rolled-back row is never published");
     let inbox_ids: Vec<String> =
-        sqlx::query_scalar("SELECT message_id FROM inbox WHERE consumer = 'applier'").fetch_all(&pool).await.unwrap();
+        sqlx::query_scalar("SELECT message_id FROM inbox WHERE consumer = 'applier'")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
     let inbox_ids: HashSet<uuid::Uuid> = inbox_ids.iter().map(|id| id.parse().unwrap()).collect();
     assert_eq!(inbox_ids, committed_ids, "message ids are the outbox row ids, stable across republishing");
     let delivered = deliveries.load(Ordering::SeqCst);
     assert!(delivered >= COMMITTED as usize);
-    eprintln!("deliveries: {delivered} for {COMMITTED} committed rows (duplicates from the crashed batch: {})", delivered - COMMITTED as usize);
+    eprintln!(
+        "deliveries: {delivered} for {COMMITTED} committed rows (duplicates from the crashed batch: {})",
+        delivered - COMMITTED as usize
+    );
 
     relay_stop.cancel();
     relay_task.await.unwrap();
@@ -140,21 +167,29 @@ async fn committed_rows_are_applied_exactly_once_across_a_relay_crash() {
 #[tokio::test]
 async fn relay_wakes_on_commit_without_waiting_for_a_sweep() {
     let database = TestDatabase::create().await;
-    let pool = sutazai_kit::postgres::connect_and_migrate(&database.settings(), "svc", vec![outbox::migrator()])
-        .await
-        .unwrap();
+    let pool =
+        sutazai_kit::postgres::connect_and_migrate(&database.settings(), "svc", vec![outbox::migrator()])
+            .await
+            .unwrap();
     let queue = QueueSpec::new("wake");
     let (client, topology) = setup(queue.clone()).await;
     let stop = CancellationToken::new();
-    let relay_task = tokio::spawn(OutboxRelay::new(pool.clone(), Publisher::new(client.clone())).run(stop.clone()));
+    let relay_task =
+        tokio::spawn(OutboxRelay::new(pool.clone(), Publisher::new(client.clone())).run(stop.clone()));
     // Let the relay reach its idle wait.
     tokio::time::sleep(Duration::from_millis(300)).await;
 
     let started = std::time::Instant::now();
     let mut transaction = pool.begin().await.unwrap();
-    outbox::enqueue(&mut *transaction, EXCHANGE, "test.wake", &Event { sequence: 1, committed: true }, Some(3))
-        .await
-        .unwrap();
+    outbox::enqueue(
+        &mut *transaction,
+        EXCHANGE,
+        "test.wake",
+        &Event { sequence: 1, committed: true },
+        Some(3),
+    )
+    .await
+    .unwrap();
     transaction.commit().await.unwrap();
     let message = crate::wait_for_message(&client, "wake", Duration::from_secs(4)).await;
     assert!(message.is_some(), "published");

@@ -1,0 +1,108 @@
+//! The router: which handler serves which path, Gin's 404 for everything else, and the
+//! middleware that records every `/api/...` request and applies the scripted latency and
+//! failures before its handler runs.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::Value;
+
+use super::completion::{chat, generate};
+use super::embed::{embed, embeddings_legacy};
+use super::scripting::RecordedRequest;
+use super::state::Shared;
+use super::tags::{list_models, version};
+use super::wire::{OllamaError, is_blank};
+
+/// Large enough for base64 images in multimodal requests; Ollama itself sets no limit.
+const MAX_REQUEST_BODY_BYTES: usize = 64 * 1024 * 1024;
+
+/// When the request reached the fake, before the scripted latency; handlers report the time
+/// since then as `load_duration` and `total_duration`.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct ReceivedAt(pub(super) Instant);
+
+pub(super) fn router(shared: Arc<Shared>) -> Router {
+    let api_routes = Router::new()
+        .route("/api/tags", get(list_models))
+        .route("/api/chat", post(chat))
+        .route("/api/generate", post(generate))
+        .route("/api/embed", post(embed))
+        .route("/api/embeddings", post(embeddings_legacy))
+        .route("/api/version", get(version))
+        .layer(middleware::from_fn_with_state(Arc::clone(&shared), record_and_apply_script))
+        .layer(DefaultBodyLimit::max(MAX_REQUEST_BODY_BYTES));
+    Router::new()
+        .route("/", get(root))
+        .merge(api_routes)
+        .fallback(not_found)
+        .method_not_allowed_fallback(not_found)
+        .with_state(shared)
+}
+
+/// Records the request, waits the scripted latency and answers a scripted failure if one is
+/// queued — for every `/api/...` route, before its handler runs.
+async fn record_and_apply_script(
+    State(shared): State<Arc<Shared>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let received_at = Instant::now();
+    let (mut parts, body) = request.into_parts();
+    let body_bytes = match axum::body::to_bytes(body, MAX_REQUEST_BODY_BYTES).await {
+        Ok(body_bytes) => body_bytes,
+        Err(error) => return OllamaError::bad_request(error.to_string()).into_response(),
+    };
+    tracing::debug!(method = %parts.method, path = parts.uri.path(), "fake ollama received request");
+    // The failure is taken at arrival, not after the latency, so concurrent requests fail in
+    // the order they were sent.
+    let (latency, failure) = {
+        let mut script = shared.lock();
+        script.requests.push(record_request(&parts, &body_bytes));
+        (script.latency, script.failures.pop_front())
+    };
+    if !shared.sleep(latency).await {
+        return OllamaError::shutting_down().into_response();
+    }
+    if let Some(failure) = failure {
+        return failure.into_response();
+    }
+    parts.extensions.insert(ReceivedAt(received_at));
+    next.run(Request::from_parts(parts, Body::from(body_bytes))).await
+}
+
+fn record_request(parts: &Parts, body_bytes: &Bytes) -> RecordedRequest {
+    let mut headers = Vec::with_capacity(parts.headers.len());
+    for (name, value) in &parts.headers {
+        headers.push((name.as_str().to_owned(), String::from_utf8_lossy(value.as_bytes()).into_owned()));
+    }
+    let body = if is_blank(body_bytes) {
+        Value::Null
+    } else {
+        serde_json::from_slice(body_bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(body_bytes).into_owned()))
+    };
+    RecordedRequest {
+        method: parts.method.as_str().to_owned(),
+        path: parts.uri.path().to_owned(),
+        headers,
+        body,
+    }
+}
+
+async fn root() -> &'static str {
+    "Ollama is running"
+}
+
+/// Gin's default answer for an unknown route or method, which is what Ollama sends.
+async fn not_found() -> (StatusCode, &'static str) {
+    (StatusCode::NOT_FOUND, "404 page not found")
+}
