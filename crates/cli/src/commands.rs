@@ -9,7 +9,7 @@ use sutazai_kit::health::{HealthRegistry, PostgresCheck, RedisCheck};
 use sutazai_kit::shutdown::Shutdown;
 
 use crate::config::SutazaiConfig;
-use crate::roles;
+use crate::roles::{Role, RunningRole};
 
 /// Exit status for a configuration that cannot start the process.
 const EXIT_CONFIG: u8 = 2;
@@ -18,8 +18,10 @@ const EXIT_CONFIG: u8 = 2;
 #[derive(Debug)]
 pub(crate) enum Action {
     Up,
-    Serve(String),
+    Serve(Role),
     Migrate,
+    AuthRotateKeys,
+    AuthCreateAdmin { username: String, email: String },
 }
 
 /// Loads the configuration (exit 2 naming the key when invalid) and runs `action`.
@@ -58,21 +60,72 @@ pub(crate) fn run(action: Action, config_file: Option<&Path>) -> ExitCode {
 
 async fn act(action: Action, config: &SutazaiConfig) -> anyhow::Result<ExitCode> {
     match action {
-        Action::Serve(name) => {
-            // Roles register in `roles::BUILT_ROLES` as their crates land; none has yet.
-            eprintln!("sutazai: unknown role `{name}`; built roles: {}", roles::names());
-            Ok(ExitCode::from(EXIT_CONFIG))
-        }
-        Action::Migrate => {
-            check_dependencies(config).await?;
-            tracing::info!(roles = %roles::names(), "no role migrations to apply");
-            Ok(ExitCode::SUCCESS)
-        }
         Action::Up => {
             check_dependencies(config).await?;
-            tracing::warn!(roles = %roles::names(), "no service roles are built into this binary yet; dependencies are reachable");
+            run_roles(&Role::ALL, config).await
+        }
+        Action::Serve(role) => run_roles(&[role], config).await,
+        Action::Migrate => {
+            for role in Role::ALL {
+                role.migrate(config).await?;
+                tracing::info!(role = role.name(), "migrations applied");
+            }
             Ok(ExitCode::SUCCESS)
         }
+        Action::AuthRotateKeys => {
+            let kid = crate::admin::rotate_keys(config).await?;
+            println!("new signing key {kid}; running auth services serve it within a minute");
+            Ok(ExitCode::SUCCESS)
+        }
+        Action::AuthCreateAdmin { username, email } => {
+            crate::admin::create_admin(config, username, email).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// Starts `roles`, runs until SIGTERM/SIGINT or until one stops on its own, then shuts all down.
+async fn run_roles(roles: &[Role], config: &SutazaiConfig) -> anyhow::Result<ExitCode> {
+    let shutdown = Shutdown::new();
+    shutdown.listen_for_signals().context("install signal handlers")?;
+    let mut running: Vec<RunningRole> = Vec::new();
+    for role in roles {
+        match role.start(config, &shutdown).await {
+            Ok(started) => running.push(started),
+            Err(error) => {
+                shutdown.trigger();
+                stop_all(running, &shutdown, config).await;
+                return Err(error);
+            }
+        }
+    }
+    let token = shutdown.token();
+    let mut early_exit = None;
+    tokio::select! {
+        () = token.cancelled() => {}
+        (finished, index, _) = futures_util::future::select_all(running.iter_mut().map(|role| &mut role.task)) => {
+            early_exit = Some((running[index].role, finished));
+        }
+    }
+    shutdown.trigger();
+    stop_all(running, &shutdown, config).await;
+    match early_exit {
+        Some((role, outcome)) => anyhow::bail!("role {} stopped unexpectedly: {outcome:?}", role.name()),
+        None => Ok(ExitCode::SUCCESS),
+    }
+}
+
+async fn stop_all(running: Vec<RunningRole>, shutdown: &Shutdown, config: &SutazaiConfig) {
+    let grace = config.http.shutdown_grace() + Duration::from_secs(1);
+    for role in running {
+        match tokio::time::timeout(grace, role.task).await {
+            Ok(Ok(Ok(()))) => tracing::info!(role = role.role.name(), "role stopped"),
+            Ok(outcome) => tracing::error!(role = role.role.name(), ?outcome, "role stopped with an error"),
+            Err(_) => tracing::warn!(role = role.role.name(), "role did not stop within the grace period"),
+        }
+    }
+    if !shutdown.wait_for_tasks(grace).await {
+        tracing::warn!("background tasks still running after the grace period");
     }
 }
 

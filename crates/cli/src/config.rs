@@ -14,7 +14,7 @@ use sutazai_kit::config::{
 pub(crate) const DEFAULTS_TOML: &str = include_str!("../config.default.toml");
 
 /// Keys whose environment value is a comma-separated list.
-const LIST_KEYS: [&str; 1] = ["http.cors_allowed_origins"];
+const LIST_KEYS: [&str; 2] = ["http.cors_allowed_origins", "http.trusted_proxies"];
 
 /// Everything the `sutazai` binary can be configured with.
 #[derive(Debug, Clone, Deserialize)]
@@ -25,8 +25,22 @@ pub(crate) struct SutazaiConfig {
     pub(crate) postgres: PostgresSettings,
     pub(crate) redis: RedisSettings,
     pub(crate) amqp: AmqpSettings,
+    pub(crate) auth: sutazai_auth::AuthSettings,
     #[serde(default)]
     pub(crate) security: SecuritySettings,
+}
+
+impl SutazaiConfig {
+    /// What the auth role reads.
+    pub(crate) fn auth_config(&self) -> sutazai_auth::AuthConfig {
+        sutazai_auth::AuthConfig {
+            auth: self.auth.clone(),
+            http: self.http.clone(),
+            postgres: self.postgres.clone(),
+            redis: self.redis.clone(),
+            master_key: self.security.master_key.clone(),
+        }
+    }
 }
 
 impl Validate for SutazaiConfig {
@@ -36,6 +50,7 @@ impl Validate for SutazaiConfig {
         self.postgres.validate(&key(prefix, "postgres"), issues);
         self.redis.validate(&key(prefix, "redis"), issues);
         self.amqp.validate(&key(prefix, "amqp"), issues);
+        self.auth.validate(&key(prefix, "auth"), issues);
         self.security.validate(&key(prefix, "security"), issues);
     }
 }

@@ -2,6 +2,7 @@
 //! `serve ROLE` runs one, `migrate` prepares the database, `healthcheck URL` is the container
 //! HEALTHCHECK (no curl needed), `version` prints the version.
 
+mod admin;
 mod commands;
 mod config;
 mod healthcheck;
@@ -28,8 +29,9 @@ enum Command {
     Up,
     /// Run one role.
     Serve {
-        /// The role to run (see `sutazai roles`).
-        role: String,
+        /// The role to run.
+        #[arg(value_enum)]
+        role: roles::Role,
     },
     /// Create each role's schema and apply its migrations, then exit.
     Migrate,
@@ -45,6 +47,24 @@ enum Command {
     },
     /// Print the version.
     Version,
+    /// Auth administration.
+    Auth {
+        #[command(subcommand)]
+        command: AuthCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AuthCommand {
+    /// Add a new signing key and retire the current one (still served until its tokens expire).
+    RotateKeys,
+    /// Create an admin account (or promote an existing one). Password from SUTAZAI_ADMIN_PASSWORD or stdin.
+    CreateAdmin {
+        #[arg(long)]
+        username: String,
+        #[arg(long)]
+        email: String,
+    },
 }
 
 fn main() -> ExitCode {
@@ -62,5 +82,11 @@ fn main() -> ExitCode {
         Command::Up => commands::run(commands::Action::Up, cli.config.as_deref()),
         Command::Serve { role } => commands::run(commands::Action::Serve(role), cli.config.as_deref()),
         Command::Migrate => commands::run(commands::Action::Migrate, cli.config.as_deref()),
+        Command::Auth { command: AuthCommand::RotateKeys } => {
+            commands::run(commands::Action::AuthRotateKeys, cli.config.as_deref())
+        }
+        Command::Auth { command: AuthCommand::CreateAdmin { username, email } } => {
+            commands::run(commands::Action::AuthCreateAdmin { username, email }, cli.config.as_deref())
+        }
     }
 }

@@ -1,34 +1,75 @@
-//! The service roles built into this binary.
-//!
-//! A role is a service library (`sutazai-<role>`) with `Application::build(config)` and
-//! `run_until_stopped(shutdown)`; `sutazai up` starts all of them in one process and
+//! The service roles built into this binary. A role is a service library with
+//! `Application::build` and `run_until_stopped`; `sutazai up` starts every role in one process and
 //! `sutazai serve ROLE` starts one, through the same code. Roles are added here as their crates
-//! land (see the issues); until then this binary carries only the platform foundation.
+//! land.
 
-/// A role and the port it listens on (HTTP and gRPC share it).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Role {
-    pub(crate) name: &'static str,
-    pub(crate) port: u16,
+use anyhow::Context;
+use sutazai_kit::shutdown::Shutdown;
+use tokio::task::JoinHandle;
+
+use crate::config::SutazaiConfig;
+
+/// A role this binary can run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Role {
+    /// Users, tokens, JWKS, MFA (port 10054).
+    Auth,
 }
 
-/// Every role this binary can run.
-pub(crate) const BUILT_ROLES: [Role; 0] = [];
+/// A started role: its name, address and serving task.
+pub(crate) struct RunningRole {
+    pub(crate) role: Role,
+    pub(crate) task: JoinHandle<std::io::Result<()>>,
+}
 
-/// The built roles' names, for messages.
-pub(crate) fn names() -> String {
-    if BUILT_ROLES.is_empty() {
-        return "none yet".to_owned();
+impl Role {
+    /// Every built role, in start order.
+    pub(crate) const ALL: [Role; 1] = [Role::Auth];
+
+    /// The role's name.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Self::Auth => "auth",
+        }
     }
-    BUILT_ROLES.iter().map(|role| role.name).collect::<Vec<_>>().join(", ")
+
+    /// The port in the default configuration.
+    pub(crate) fn default_port(self) -> u16 {
+        match self {
+            Self::Auth => 10054,
+        }
+    }
+
+    /// Creates the role's schema and applies its migrations.
+    pub(crate) async fn migrate(self, config: &SutazaiConfig) -> anyhow::Result<()> {
+        match self {
+            Self::Auth => sutazai_auth::migrate(&config.postgres).await.context("migrate auth")?,
+        }
+        Ok(())
+    }
+
+    /// Builds and starts the role.
+    pub(crate) async fn start(
+        self,
+        config: &SutazaiConfig,
+        shutdown: &Shutdown,
+    ) -> anyhow::Result<RunningRole> {
+        let task = match self {
+            Self::Auth => {
+                let application = sutazai_auth::Application::build(config.auth_config(), shutdown)
+                    .await
+                    .context("start auth")?;
+                tracing::info!(role = self.name(), address = %application.address(), "role started");
+                tokio::spawn(application.run_until_stopped(shutdown.clone()))
+            }
+        };
+        Ok(RunningRole { role: self, task })
+    }
 }
 
-/// `sutazai roles`.
+/// `sutazai roles`: each role and its default port.
 pub(crate) fn print_roles() {
-    if BUILT_ROLES.is_empty() {
-        println!("no service roles are built into this binary yet");
-    }
-    for role in BUILT_ROLES {
-        println!("{:<14} {}", role.name, role.port);
+    for role in Role::ALL {
+        println!("{:<14} {}", role.name(), role.default_port());
     }
 }

@@ -253,6 +253,10 @@ pub struct HttpSettings {
     pub request_timeout_ms: u64,
     /// Time in-flight requests get to finish after shutdown starts.
     pub shutdown_grace_ms: u64,
+    /// Peers whose `X-Forwarded-For` is believed (Kong, a load balancer). Empty: the socket peer
+    /// is the client.
+    #[serde(default)]
+    pub trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 impl HttpSettings {

@@ -5,6 +5,7 @@
 //! and runs until the [`shutdown::Shutdown`] token fires; the kit makes every service behave the
 //! same at the edges (errors, headers, limits, probes, metrics).
 
+pub mod auth;
 pub mod config;
 pub mod grpc;
 pub mod health;

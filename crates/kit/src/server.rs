@@ -32,7 +32,9 @@ pub fn service_router(routes: Router, health: HealthRegistry, settings: &HttpSet
         .route("/readyz", get(health::readyz))
         .with_state(health.clone())
         .route("/metrics", get(render_metrics));
-    let layered = apply_edge_layers(routes.merge(operational).fallback(unknown_path), settings);
+    let trusted_proxies = crate::http::TrustedProxies(std::sync::Arc::new(settings.trusted_proxies.clone()));
+    let routes = routes.merge(operational).fallback(unknown_path).layer(axum::Extension(trusted_proxies));
+    let layered = apply_edge_layers(routes, settings);
     add_grpc_service(layered, GrpcHealth::new(health).into_service())
 }
 

@@ -62,8 +62,13 @@ pub fn init(
 
     let filter = EnvFilter::try_new(&settings.log_level).unwrap_or_else(|_| EnvFilter::new("info"));
     let format_layer = match settings.log_format {
-        LogFormat::Text => tracing_subscriber::fmt::layer().with_target(true).boxed(),
+        // Logs go to stderr: stdout stays clean for command output (`sutazai auth rotate-keys`), and
+        // container runtimes collect both.
+        LogFormat::Text => {
+            tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_target(true).boxed()
+        }
         LogFormat::Json => tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
             .json()
             .flatten_event(true)
             .with_current_span(true)

@@ -35,6 +35,7 @@ pub fn http_settings() -> HttpSettings {
         body_limit_bytes: 64 * 1024,
         request_timeout_ms: 5_000,
         shutdown_grace_ms: 2_000,
+        trusted_proxies: Vec::new(),
     }
 }
 

@@ -6,7 +6,7 @@ use std::process::Output;
 
 use axum::Router;
 use sutazai_kit::health::{HealthCheck, HealthRegistry};
-use sutazai_testkit::{TestServer, http_settings};
+use sutazai_testkit::{TestDatabase, TestRedis, TestServer, http_settings, wait_for};
 use tokio_util::sync::CancellationToken;
 
 const MASTER_KEY: &str = "9a0c5e1f7b3d2c4e6f8a0b1c2d3e4f5a";
@@ -119,22 +119,94 @@ fn version_prints_the_crate_version() {
     );
 }
 
-#[test]
-fn up_checks_every_dependency() {
-    let database = "postgres://postgres@127.0.0.1:5432/postgres";
-    let output = sutazai(
-        &["up"],
-        &[
-            ("SUTAZAI__SECURITY__MASTER_KEY", MASTER_KEY),
-            ("SUTAZAI__POSTGRES__URL", database),
-            ("NO_COLOR", "1"),
-        ],
-    );
-    let text = String::from_utf8_lossy(&output.stdout).into_owned();
-    assert_eq!(output.status.code(), Some(0), "{text}{}", stderr(&output));
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn up_serves_every_role_until_sigterm() {
+    let database = TestDatabase::create().await;
+    let redis = TestRedis::new();
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_sutazai"))
+        .arg("up")
+        .env_clear()
+        .env("SUTAZAI__SECURITY__MASTER_KEY", MASTER_KEY)
+        .env("SUTAZAI__POSTGRES__URL", database.url())
+        .env("SUTAZAI__REDIS__KEY_PREFIX", &redis.key_prefix)
+        .env("SUTAZAI__AUTH__LISTEN", &listen)
+        .env("NO_COLOR", "1")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let ready_url = format!("http://{listen}/readyz");
+    wait_for("auth to be ready", std::time::Duration::from_secs(60), || async {
+        reqwest::get(&ready_url).await.is_ok_and(|response| response.status() == 200)
+    })
+    .await;
+    let jwks: serde_json::Value =
+        reqwest::get(format!("http://{listen}/.well-known/jwks.json")).await.unwrap().json().await.unwrap();
+    assert_eq!(jwks["keys"].as_array().unwrap().len(), 1);
+
+    let terminated =
+        std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(terminated.success());
+    let output = tokio::task::spawn_blocking(move || {
+        let _ = child.wait();
+        child.wait_with_output()
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    let logs = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert_eq!(output.status.code(), Some(0), "{logs}");
     for dependency in ["postgres", "redis", "rabbitmq"] {
-        assert!(text.contains(&format!("dependency={dependency} status=\"ok\"")), "{dependency} in {text}");
+        assert!(logs.contains(&format!("dependency={dependency} status=\"ok\"")), "{dependency} in {logs}");
     }
+    assert!(logs.contains("role stopped role=\"auth\""), "graceful stop logged: {logs}");
+    database.drop_database().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auth_admin_commands() {
+    let database = TestDatabase::create().await;
+    let env = [
+        ("SUTAZAI__SECURITY__MASTER_KEY", MASTER_KEY),
+        ("SUTAZAI__POSTGRES__URL", database.url()),
+        ("SUTAZAI_ADMIN_PASSWORD", "a long admin passphrase"),
+        ("NO_COLOR", "1"),
+    ];
+    let created =
+        sutazai(&["auth", "create-admin", "--username", "root", "--email", "root@example.com"], &env);
+    assert_eq!(created.status.code(), Some(0), "{}", stderr(&created));
+    assert!(String::from_utf8_lossy(&created.stdout).contains("admin root ("));
+    let rotated = sutazai(&["auth", "rotate-keys"], &env);
+    assert_eq!(rotated.status.code(), Some(0), "{}", stderr(&rotated));
+    assert!(String::from_utf8_lossy(&rotated.stdout).starts_with("new signing key "));
+    let pool = sqlx::PgPool::connect(database.url()).await.unwrap();
+    let (keys, retired): (i64, i64) =
+        sqlx::query_as("SELECT count(*), count(retired_at) FROM auth.signing_keys")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!((keys, retired), (2, 1));
+    let roles: Vec<String> =
+        sqlx::query_scalar("SELECT unnest(roles) FROM auth.users WHERE username = 'root'")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert_eq!(roles, ["user", "admin"]);
+    pool.close().await;
+    database.drop_database().await;
+}
+
+#[test]
+fn serve_rejects_an_unknown_role() {
+    let output = sutazai(&["serve", "kong"], &[("SUTAZAI__SECURITY__MASTER_KEY", MASTER_KEY)]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr(&output).contains("possible values: auth"), "{}", stderr(&output));
 }
 
 #[test]

@@ -59,6 +59,34 @@ fn json_rejection_to_error(rejection: JsonRejection) -> ApiError {
     }
 }
 
+/// A body accepted as JSON or as `application/x-www-form-urlencoded` (OAuth-style clients post
+/// forms to login and token endpoints).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct JsonOrForm<T>(pub T);
+
+impl<S, T> FromRequest<S> for JsonOrForm<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let is_form = request
+            .headers()
+            .get(axum::http::header::CONTENT_TYPE)
+            .and_then(|value| value.to_str().ok())
+            .is_some_and(|content_type| content_type.starts_with("application/x-www-form-urlencoded"));
+        if !is_form {
+            return Json::<T>::from_request(request, state).await.map(|Json(value)| Self(value));
+        }
+        match axum::Form::<T>::from_request(request, state).await {
+            Ok(axum::Form(value)) => Ok(Self(value)),
+            Err(rejection) => Err(ApiError::new(ServiceErrorCode::ValidationFailed, rejection.body_text())),
+        }
+    }
+}
+
 /// Parses a path segment as a UUID, answering 400 naming the parameter otherwise.
 pub fn parse_uuid(parameter: &str, text: &str) -> Result<uuid::Uuid, ApiError> {
     uuid::Uuid::parse_str(text)

@@ -2,10 +2,14 @@
 //! headers, CORS, body limit, timeout, metrics) and extractors that turn bad input into 4xx
 //! problems naming the field.
 
+mod client_ip;
 mod extract;
 mod layers;
+mod pagination;
 mod problem;
 
-pub use extract::{Json, parse_uuid};
+pub use client_ip::{ClientIp, TrustedProxies, resolve_client_ip};
+pub use extract::{Json, JsonOrForm, parse_uuid};
 pub use layers::{REQUEST_ID_HEADER, apply_edge_layers};
+pub use pagination::{DEFAULT_LIMIT, MAX_LIMIT, Page, PageOf};
 pub use problem::{ApiError, PROBLEM_CONTENT_TYPE, Problem};

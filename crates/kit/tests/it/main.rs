@@ -6,6 +6,7 @@ mod edge;
 mod grpc_health;
 mod readiness;
 mod schemas;
+mod token_verifier;
 
 use axum::Router;
 use sutazai_kit::config::HttpSettings;

@@ -1,0 +1,143 @@
+//! TOTP multi-factor: enroll (a pending secret and its otpauth URI), confirm with a first code,
+//! disable with a current code. The secret is stored encrypted with the master key.
+
+use serde::Serialize;
+use serde_json::json;
+use uuid::Uuid;
+
+use super::audit::AuditEvent;
+use super::{AuthService, RequestContext};
+use crate::domain::totp;
+use crate::error::AuthError;
+
+/// What enrolment returns: shown once, for the authenticator app.
+#[derive(Debug, Clone, Serialize)]
+pub struct MfaEnrollment {
+    /// `otpauth://totp/...` (render as a QR code).
+    pub otpauth_uri: String,
+    /// The base32 secret, for manual entry.
+    pub secret: String,
+}
+
+fn invalid_code() -> AuthError {
+    AuthError::Validation { field: "code", message: "invalid or already used TOTP code".to_owned() }
+}
+
+impl AuthService {
+    /// Starts enrolment with a fresh secret (replacing an unconfirmed one).
+    pub async fn mfa_enroll(
+        &self,
+        subject: &str,
+        context: &RequestContext,
+    ) -> Result<MfaEnrollment, AuthError> {
+        let user = self.user_row(subject).await?;
+        if user.mfa_enabled {
+            return Err(AuthError::Conflict("mfa is already enabled".to_owned()));
+        }
+        let secret = totp::new_secret();
+        sqlx::query("UPDATE users SET totp_secret_enc = $2, totp_last_step = NULL WHERE id = $1")
+            .bind(user.id)
+            .bind(self.totp_box.seal(&secret))
+            .execute(&self.pool)
+            .await?;
+        self.audit(
+            context,
+            AuditEvent { action: "mfa_enroll", target: Some(subject), outcome: "success", detail: json!({}) },
+        )
+        .await;
+        Ok(MfaEnrollment {
+            otpauth_uri: totp::otpauth_uri("SutazAI", &user.username, &secret),
+            secret: totp::base32(&secret),
+        })
+    }
+
+    /// Turns MFA on once the user proves the app has the secret.
+    pub async fn mfa_confirm(
+        &self,
+        subject: &str,
+        code: &str,
+        context: &RequestContext,
+    ) -> Result<(), AuthError> {
+        let user = self.user_row(subject).await?;
+        if user.mfa_enabled {
+            return Err(AuthError::Conflict("mfa is already enabled".to_owned()));
+        }
+        if user.totp_secret_enc.is_none() {
+            return Err(AuthError::Conflict("start enrolment first".to_owned()));
+        }
+        if !self.accept_totp(&user, Some(code)).await? {
+            self.audit(
+                context,
+                AuditEvent {
+                    action: "mfa_confirm",
+                    target: Some(subject),
+                    outcome: "failure",
+                    detail: json!({}),
+                },
+            )
+            .await;
+            return Err(invalid_code());
+        }
+        sqlx::query("UPDATE users SET mfa_enabled = TRUE WHERE id = $1")
+            .bind(user.id)
+            .execute(&self.pool)
+            .await?;
+        self.audit(
+            context,
+            AuditEvent {
+                action: "mfa_confirm",
+                target: Some(subject),
+                outcome: "success",
+                detail: json!({}),
+            },
+        )
+        .await;
+        Ok(())
+    }
+
+    /// Turns MFA off; needs a current code.
+    pub async fn mfa_disable(
+        &self,
+        subject: &str,
+        code: &str,
+        context: &RequestContext,
+    ) -> Result<(), AuthError> {
+        let user = self.user_row(subject).await?;
+        if !user.mfa_enabled {
+            return Err(AuthError::Conflict("mfa is not enabled".to_owned()));
+        }
+        if !self.accept_totp(&user, Some(code)).await? {
+            self.audit(
+                context,
+                AuditEvent {
+                    action: "mfa_disable",
+                    target: Some(subject),
+                    outcome: "failure",
+                    detail: json!({}),
+                },
+            )
+            .await;
+            return Err(invalid_code());
+        }
+        sqlx::query("UPDATE users SET mfa_enabled = FALSE, totp_secret_enc = NULL WHERE id = $1")
+            .bind(user.id)
+            .execute(&self.pool)
+            .await?;
+        self.audit(
+            context,
+            AuditEvent {
+                action: "mfa_disable",
+                target: Some(subject),
+                outcome: "success",
+                detail: json!({}),
+            },
+        )
+        .await;
+        Ok(())
+    }
+
+    pub(super) async fn user_row(&self, subject: &str) -> Result<super::accounts::UserRow, AuthError> {
+        let user_id = Uuid::parse_str(subject).map_err(|_| AuthError::NotFound("user"))?;
+        self.find_user_by_id(user_id).await?.ok_or(AuthError::NotFound("user"))
+    }
+}
