@@ -17,7 +17,7 @@ STATE_DIR := .sutazai
 ENV_FILE := $(STATE_DIR)/env
 PID_FILE := $(STATE_DIR)/sutazai.pid
 
-.PHONY: help up down test lint bench services tools build-times
+.PHONY: help up down test lint bench bench-auth services tools build-times
 
 help:
 	@echo "make up     run the platform (ensures postgres, redis, rabbitmq; builds sutazai; runs 'sutazai up')"
@@ -67,6 +67,11 @@ lint: tools
 
 bench: services tools
 	bash bench/run.sh
+	$(MAKE) bench-auth
+
+# Auth hot paths against the real Postgres and Redis (release build); figures in README.
+bench-auth: services tools
+	cargo run --quiet --release -p sutazai-auth --example auth_throughput
 
 # Measures a cold and an incremental debug build of the whole workspace (the figures in README).
 build-times: tools

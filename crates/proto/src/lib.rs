@@ -19,6 +19,8 @@ pub mod v1 {
     tonic::include_proto!("sutazai.v1");
 }
 
+pub mod json;
+
 /// Encoded `FileDescriptorSet` of every contract and its imports, for gRPC server reflection
 /// (`tonic-reflection`'s `register_encoded_file_descriptor_set`).
 pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("sutazai_v1_descriptor");
