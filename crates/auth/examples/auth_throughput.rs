@@ -9,7 +9,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use sutazai_auth::{Application, AuthConfig, AuthService, AuthSettings, LoginRequest, RequestContext, SigningAlgorithm};
+use sutazai_auth::{
+    Application, AuthConfig, AuthService, AuthSettings, LoginRequest, RequestContext, SigningAlgorithm,
+};
 use sutazai_kit::auth::{RevocationKeys, TokenVerifier, VerifierSettings};
 use sutazai_kit::config::Secret;
 use sutazai_kit::shutdown::Shutdown;
@@ -95,13 +97,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let service: AuthService = application.service().clone();
     let context = RequestContext::default();
 
-    let account = service.create_service_account("bench-client", vec!["tasks:write".into()], &context).await?;
+    let account =
+        service.create_service_account("bench-client", vec!["tasks:write".into()], &context).await?;
     let secret = account.client_secret.clone();
     let issuing = service.clone();
     let issues = runs(move |_| {
         let (service, secret) = (issuing.clone(), secret.clone());
         async move {
-            let _ = service.client_credentials("bench-client", &secret, None, &RequestContext::default()).await;
+            let _ =
+                service.client_credentials("bench-client", &secret, None, &RequestContext::default()).await;
         }
     })
     .await;
@@ -122,7 +126,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 &context,
             )
             .await?;
-        let pair = service.login(LoginRequest { username_or_email: username, password, totp: None }, &context).await?;
+        let pair = service
+            .login(LoginRequest { username_or_email: username, password, totp: None }, &context)
+            .await?;
         chains.push(tokio::sync::Mutex::new(pair));
     }
     let chains = Arc::new(chains);

@@ -11,7 +11,9 @@ use sutazai_kit::config::{
 };
 
 /// The embedded defaults; the reference for every key.
-pub(crate) const DEFAULTS_TOML: &str = include_str!("../config.default.toml");
+/// The `[llm]` section lives with its crate (`crates/llm/llm.default.toml`).
+pub(crate) const DEFAULTS_TOML: &str =
+    concat!(include_str!("../config.default.toml"), "\n", include_str!("../../llm/llm.default.toml"));
 
 /// Keys whose environment value is a comma-separated list.
 const LIST_KEYS: [&str; 2] = ["http.cors_allowed_origins", "http.trusted_proxies"];
@@ -26,11 +28,32 @@ pub(crate) struct SutazaiConfig {
     pub(crate) redis: RedisSettings,
     pub(crate) amqp: AmqpSettings,
     pub(crate) auth: sutazai_auth::AuthSettings,
+    pub(crate) gateway: sutazai_gateway::GatewaySettings,
+    pub(crate) llm: sutazai_llm::LlmSettings,
+    pub(crate) rate_limit: sutazai_kit::ratelimit::RateLimitSettings,
+    pub(crate) circuit_breaker: sutazai_kit::breaker::BreakerSettings,
     #[serde(default)]
     pub(crate) security: SecuritySettings,
 }
 
 impl SutazaiConfig {
+    /// What the gateway role reads.
+    pub(crate) fn gateway_config(&self) -> sutazai_gateway::GatewayConfig {
+        sutazai_gateway::GatewayConfig {
+            gateway: self.gateway.clone(),
+            http: self.http.clone(),
+            postgres: self.postgres.clone(),
+            redis: self.redis.clone(),
+            llm: self.llm.clone(),
+            rate_limit: self.rate_limit.clone(),
+            breakers: self.circuit_breaker,
+            token: sutazai_kit::auth::VerifierSettings::new(
+                self.auth.issuer.clone(),
+                self.auth.audience.clone(),
+            ),
+        }
+    }
+
     /// What the auth role reads.
     pub(crate) fn auth_config(&self) -> sutazai_auth::AuthConfig {
         sutazai_auth::AuthConfig {
@@ -51,6 +74,10 @@ impl Validate for SutazaiConfig {
         self.redis.validate(&key(prefix, "redis"), issues);
         self.amqp.validate(&key(prefix, "amqp"), issues);
         self.auth.validate(&key(prefix, "auth"), issues);
+        self.gateway.validate(&key(prefix, "gateway"), issues);
+        self.llm.validate(&key(prefix, "llm"), issues);
+        self.rate_limit.validate(&key(prefix, "rate_limit"), issues);
+        self.circuit_breaker.validate(&key(prefix, "circuit_breaker"), issues);
         self.security.validate(&key(prefix, "security"), issues);
     }
 }

@@ -14,6 +14,8 @@ use crate::config::SutazaiConfig;
 pub(crate) enum Role {
     /// Users, tokens, JWKS, MFA (port 10054).
     Auth,
+    /// The public REST API (port 10010).
+    Gateway,
 }
 
 /// A started role: its name, address and serving task.
@@ -24,12 +26,13 @@ pub(crate) struct RunningRole {
 
 impl Role {
     /// Every built role, in start order.
-    pub(crate) const ALL: [Role; 1] = [Role::Auth];
+    pub(crate) const ALL: [Role; 2] = [Role::Auth, Role::Gateway];
 
     /// The role's name.
     pub(crate) fn name(self) -> &'static str {
         match self {
             Self::Auth => "auth",
+            Self::Gateway => "gateway",
         }
     }
 
@@ -37,6 +40,7 @@ impl Role {
     pub(crate) fn default_port(self) -> u16 {
         match self {
             Self::Auth => 10054,
+            Self::Gateway => 10010,
         }
     }
 
@@ -44,6 +48,7 @@ impl Role {
     pub(crate) async fn migrate(self, config: &SutazaiConfig) -> anyhow::Result<()> {
         match self {
             Self::Auth => sutazai_auth::migrate(&config.postgres).await.context("migrate auth")?,
+            Self::Gateway => sutazai_gateway::migrate(&config.postgres).await.context("migrate gateway")?,
         }
         Ok(())
     }
@@ -59,6 +64,13 @@ impl Role {
                 let application = sutazai_auth::Application::build(config.auth_config(), shutdown)
                     .await
                     .context("start auth")?;
+                tracing::info!(role = self.name(), address = %application.address(), "role started");
+                tokio::spawn(application.run_until_stopped(shutdown.clone()))
+            }
+            Self::Gateway => {
+                let application = sutazai_gateway::Application::build(config.gateway_config(), shutdown)
+                    .await
+                    .context("start gateway")?;
                 tracing::info!(role = self.name(), address = %application.address(), "role started");
                 tokio::spawn(application.run_until_stopped(shutdown.clone()))
             }

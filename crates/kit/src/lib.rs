@@ -5,13 +5,16 @@
 //! and runs until the [`shutdown::Shutdown`] token fires; the kit makes every service behave the
 //! same at the edges (errors, headers, limits, probes, metrics).
 
+pub mod audit;
 pub mod auth;
+pub mod breaker;
 pub mod config;
 pub mod grpc;
 pub mod health;
 pub mod http;
 pub mod metrics;
 pub mod postgres;
+pub mod ratelimit;
 pub mod redis;
 pub mod server;
 pub mod shutdown;

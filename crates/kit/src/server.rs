@@ -45,8 +45,19 @@ async fn render_metrics() -> impl IntoResponse {
     )
 }
 
-async fn unknown_path() -> ApiError {
-    ApiError::new(sutazai_types::ServiceErrorCode::NotFound, "no resource at this path")
+/// Unknown paths: a problem document for HTTP clients, and for gRPC clients the status the
+/// protocol defines for a service this server does not have (`UNIMPLEMENTED`), so a gRPC client
+/// sees a clear answer rather than an HTTP 404 it has to guess about.
+async fn unknown_path(headers: http::HeaderMap) -> axum::response::Response {
+    let is_grpc = headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|content_type| content_type.starts_with("application/grpc"));
+    if is_grpc {
+        return tonic::Status::unimplemented("no such service on this server")
+            .into_http::<axum::body::Body>();
+    }
+    ApiError::new(sutazai_types::ServiceErrorCode::NotFound, "no resource at this path").into_response()
 }
 
 /// Mounts a tonic service on the router under `/<service name>/*`, next to the HTTP routes.

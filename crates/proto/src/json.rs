@@ -33,7 +33,9 @@ pub fn from_proto_value(value: &Value) -> serde_json::Value {
         Some(Kind::BoolValue(flag)) => serde_json::Value::Bool(*flag),
         Some(Kind::NumberValue(number)) => number_to_json(*number),
         Some(Kind::StringValue(text)) => serde_json::Value::String(text.clone()),
-        Some(Kind::ListValue(list)) => serde_json::Value::Array(list.values.iter().map(from_proto_value).collect()),
+        Some(Kind::ListValue(list)) => {
+            serde_json::Value::Array(list.values.iter().map(from_proto_value).collect())
+        }
         Some(Kind::StructValue(fields)) => serde_json::Value::Object(from_proto_struct(fields)),
     }
 }

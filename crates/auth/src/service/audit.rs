@@ -1,10 +1,9 @@
-//! Audit rows for every security event: who, what, when, from where, outcome. Recording never
-//! fails the operation it describes (a lost audit row is logged instead), and rows never carry
-//! passwords, tokens or secrets.
+//! Audit rows for every security event of the auth service (the kit's `AuditLog` on the `auth`
+//! schema). High-volume successes (token issues, refreshes) are counted in metrics instead.
 
-use chrono::{DateTime, Utc};
-use serde::Serialize;
 use serde_json::Value;
+pub use sutazai_kit::audit::AuditEntry;
+use sutazai_kit::audit::AuditRecord;
 
 use super::{AuthService, RequestContext};
 use crate::error::AuthError;
@@ -22,56 +21,23 @@ pub(crate) struct AuditEvent<'a> {
     pub(crate) detail: Value,
 }
 
-/// A stored audit row.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
-pub struct AuditEntry {
-    /// Row id.
-    pub id: i64,
-    /// When.
-    pub at: DateTime<Utc>,
-    /// Who acted (user name, client id), when known.
-    pub actor: Option<String>,
-    /// What happened.
-    pub(crate) action: String,
-    /// What it happened to.
-    pub(crate) target: Option<String>,
-    /// From where.
-    pub ip: Option<String>,
-    /// How it ended.
-    pub(crate) outcome: String,
-    /// Extra facts.
-    pub(crate) detail: Value,
-}
-
 impl AuthService {
     /// Records an event.
     pub(super) async fn audit(&self, context: &RequestContext, event: AuditEvent<'_>) {
-        let stored = sqlx::query(
-            "INSERT INTO audit_log (actor, action, target, ip, outcome, detail) VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(context.actor.as_deref())
-        .bind(event.action)
-        .bind(event.target)
-        .bind(context.client_ip.map(|ip| ip.to_string()))
-        .bind(event.outcome)
-        .bind(&event.detail)
-        .execute(&self.pool)
-        .await;
-        if let Err(error) = stored {
-            tracing::error!(%error, action = event.action, "audit row lost");
-        }
+        self.audit_log
+            .record(AuditRecord {
+                actor: context.actor.as_deref(),
+                action: event.action,
+                target: event.target,
+                ip: context.client_ip,
+                outcome: event.outcome,
+                detail: event.detail,
+            })
+            .await;
     }
 
     /// The newest audit rows first, paginated.
     pub async fn list_audit(&self, skip: i64, limit: i64) -> Result<(Vec<AuditEntry>, i64), AuthError> {
-        let rows = sqlx::query_as::<_, AuditEntry>(
-            "SELECT id, at, actor, action, target, ip, outcome, detail FROM audit_log ORDER BY id DESC OFFSET $1 LIMIT $2",
-        )
-        .bind(skip)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
-        let total: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_log").fetch_one(&self.pool).await?;
-        Ok((rows, total))
+        Ok(self.audit_log.list(skip, limit).await?)
     }
 }

@@ -56,6 +56,7 @@ pub struct AuthService {
     redis_prefix: String,
     totp_box: SecretBox,
     refresh_key: [u8; 32],
+    audit_log: sutazai_kit::audit::AuditLog,
 }
 
 impl std::fmt::Debug for AuthService {
@@ -93,6 +94,7 @@ impl AuthService {
             ),
             totp_box: SecretBox::new(&parts.master_key, "totp-secrets"),
             refresh_key: derive_key(&parts.master_key, "refresh-successor"),
+            audit_log: sutazai_kit::audit::AuditLog::new(parts.pool.clone()),
             pool: parts.pool,
             redis: parts.redis,
             keys: parts.keys,

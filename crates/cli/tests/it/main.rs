@@ -127,8 +127,8 @@ fn free_port() -> u16 {
 async fn up_serves_every_role_until_sigterm() {
     let database = TestDatabase::create().await;
     let redis = TestRedis::new();
-    let port = free_port();
-    let listen = format!("127.0.0.1:{port}");
+    let listen = format!("127.0.0.1:{}", free_port());
+    let gateway_listen = format!("127.0.0.1:{}", free_port());
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_sutazai"))
         .arg("up")
         .env_clear()
@@ -136,19 +136,26 @@ async fn up_serves_every_role_until_sigterm() {
         .env("SUTAZAI__POSTGRES__URL", database.url())
         .env("SUTAZAI__REDIS__KEY_PREFIX", &redis.key_prefix)
         .env("SUTAZAI__AUTH__LISTEN", &listen)
+        .env("SUTAZAI__AUTH__ISSUER", format!("http://{listen}"))
+        .env("SUTAZAI__GATEWAY__LISTEN", &gateway_listen)
+        .env("SUTAZAI__GATEWAY__AUTH_URL", format!("http://{listen}"))
         .env("NO_COLOR", "1")
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let ready_url = format!("http://{listen}/readyz");
-    wait_for("auth to be ready", std::time::Duration::from_secs(60), || async {
-        reqwest::get(&ready_url).await.is_ok_and(|response| response.status() == 200)
-    })
-    .await;
+    for ready_url in [format!("http://{listen}/readyz"), format!("http://{gateway_listen}/readyz")] {
+        wait_for("every role to be ready", std::time::Duration::from_secs(60), || async {
+            reqwest::get(&ready_url).await.is_ok_and(|response| response.status() == 200)
+        })
+        .await;
+    }
     let jwks: serde_json::Value =
         reqwest::get(format!("http://{listen}/.well-known/jwks.json")).await.unwrap().json().await.unwrap();
     assert_eq!(jwks["keys"].as_array().unwrap().len(), 1);
+    let gateway_health: serde_json::Value =
+        reqwest::get(format!("http://{gateway_listen}/health")).await.unwrap().json().await.unwrap();
+    assert_eq!(gateway_health["status"], "ok");
 
     let terminated =
         std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
@@ -166,6 +173,7 @@ async fn up_serves_every_role_until_sigterm() {
         assert!(logs.contains(&format!("dependency={dependency} status=\"ok\"")), "{dependency} in {logs}");
     }
     assert!(logs.contains("role stopped role=\"auth\""), "graceful stop logged: {logs}");
+    assert!(logs.contains("role stopped role=\"gateway\""), "graceful stop logged: {logs}");
     database.drop_database().await;
 }
 
@@ -206,7 +214,7 @@ async fn auth_admin_commands() {
 fn serve_rejects_an_unknown_role() {
     let output = sutazai(&["serve", "kong"], &[("SUTAZAI__SECURITY__MASTER_KEY", MASTER_KEY)]);
     assert_eq!(output.status.code(), Some(2));
-    assert!(stderr(&output).contains("possible values: auth"), "{}", stderr(&output));
+    assert!(stderr(&output).contains("possible values: auth, gateway"), "{}", stderr(&output));
 }
 
 #[test]

@@ -4,6 +4,7 @@
 
 mod edge;
 mod grpc_health;
+mod rate_limit;
 mod readiness;
 mod schemas;
 mod token_verifier;

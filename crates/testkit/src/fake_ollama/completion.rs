@@ -151,7 +151,11 @@ async fn complete(
 
 /// Pops the next scripted reply or builds the default echo; also returns the chunk delay so
 /// the lock is taken once.
-fn take_reply(shared: &Shared, echo_text: &str, format: Option<&Value>) -> (ScriptedReply, Duration) {
+pub(super) fn take_reply(
+    shared: &Shared,
+    echo_text: &str,
+    format: Option<&Value>,
+) -> (ScriptedReply, Duration) {
     let mut script = shared.lock();
     let reply = script.replies.pop_front().unwrap_or_else(|| {
         let wants_json = format.is_some_and(|format| match format {
@@ -191,7 +195,10 @@ pub(super) fn is_zero_keep_alive(keep_alive: &Value) -> bool {
 }
 
 fn num_predict(options: Option<&Value>) -> Option<usize> {
-    let limit = options?.get("num_predict")?.as_i64()?;
-    // Ollama treats -1 (and any negative) as "no limit".
+    positive_limit(options?.get("num_predict")?.as_i64()?)
+}
+
+/// A token limit as Ollama reads it: -1 (and any negative) or 0 means "no limit".
+pub(super) fn positive_limit(limit: i64) -> Option<usize> {
     usize::try_from(limit).ok().filter(|limit| *limit > 0)
 }

@@ -47,22 +47,7 @@ pub(super) async fn embed(
         return Ok(json_response(StatusCode::OK, &json!({ "model": request.model, "embeddings": [] })));
     }
     let handler_started_at = Instant::now();
-    let mut embeddings = Vec::with_capacity(inputs.len());
-    let mut prompt_word_count = 0;
-    for input in &inputs {
-        prompt_word_count += count_words(input);
-        let full_vector = fake_embedding(input, dimension);
-        let vector = match request.dimensions {
-            // Like Ollama: truncate to the requested size and normalize again.
-            Some(requested) if requested > 0 && requested < full_vector.len() => {
-                let mut truncated = full_vector[..requested].to_vec();
-                normalize_l2(&mut truncated);
-                truncated
-            }
-            _ => full_vector,
-        };
-        embeddings.push(vector);
-    }
+    let (embeddings, prompt_word_count) = embed_texts(&inputs, dimension, request.dimensions);
     let mut response_object = Map::new();
     response_object.insert("model".to_owned(), Value::String(request.model));
     response_object.insert("embeddings".to_owned(), json!(embeddings));
@@ -91,15 +76,40 @@ pub(super) async fn embeddings_legacy(
     Ok(json_response(StatusCode::OK, &json!({ "embedding": embedding })))
 }
 
+/// The vectors of `inputs` and the number of words they hold; `requested_dimensions` below the
+/// model's dimension truncates each vector and normalizes it again, as Ollama does.
+pub(super) fn embed_texts(
+    inputs: &[String],
+    dimension: usize,
+    requested_dimensions: Option<usize>,
+) -> (Vec<Vec<f32>>, usize) {
+    let mut embeddings = Vec::with_capacity(inputs.len());
+    let mut prompt_word_count = 0;
+    for input in inputs {
+        prompt_word_count += count_words(input);
+        let full_vector = fake_embedding(input, dimension);
+        let vector = match requested_dimensions {
+            Some(requested) if requested > 0 && requested < full_vector.len() => {
+                let mut truncated = full_vector[..requested].to_vec();
+                normalize_l2(&mut truncated);
+                truncated
+            }
+            _ => full_vector,
+        };
+        embeddings.push(vector);
+    }
+    (embeddings, prompt_word_count)
+}
+
 /// The current embedding dimension, once `requested_model` is known to be installed; one lock
 /// so a concurrent script change cannot slip between the two.
-fn embedding_dimension_for(shared: &Shared, requested_model: &str) -> Result<usize, OllamaError> {
+pub(super) fn embedding_dimension_for(shared: &Shared, requested_model: &str) -> Result<usize, OllamaError> {
     let script = shared.lock();
     script.check_model_installed(requested_model)?;
     Ok(script.embedding_dimension)
 }
 
-fn embed_inputs(input: &Value) -> Result<Vec<String>, OllamaError> {
+pub(super) fn embed_inputs(input: &Value) -> Result<Vec<String>, OllamaError> {
     match input {
         Value::Null => Ok(Vec::new()),
         Value::String(text) if text.is_empty() => Ok(Vec::new()),

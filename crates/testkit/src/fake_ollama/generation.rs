@@ -120,6 +120,51 @@ impl Generation {
         Value::Object(object)
     }
 
+    /// The model name as the request spelled it.
+    pub(super) fn model(&self) -> &str {
+        &self.model
+    }
+
+    /// The whole answer text (every chunk, even those a stream error would cut off).
+    pub(super) fn content(&self) -> String {
+        self.chunks.concat()
+    }
+
+    /// The tool calls in Ollama's JSON form.
+    pub(super) fn tool_calls(&self) -> &[Value] {
+        &self.tool_calls
+    }
+
+    /// `stop`, `length` or the scripted reason.
+    pub(super) fn done_reason(&self) -> &str {
+        &self.done_reason
+    }
+
+    /// `prompt_eval_count`: the words of the prompt.
+    pub(super) fn prompt_eval_count(&self) -> u64 {
+        self.prompt_word_count as u64
+    }
+
+    /// `eval_count`: the chunks plus the tool calls.
+    pub(super) fn eval_count(&self) -> u64 {
+        (self.chunks.len() + self.tool_calls.len()) as u64
+    }
+
+    /// The pause between streamed lines.
+    pub(super) fn chunk_delay(&self) -> Duration {
+        self.chunk_delay
+    }
+
+    /// The scripted mid-generation failure, if any.
+    pub(super) fn stream_error_message(&self) -> Option<&str> {
+        self.stream_error.as_ref().map(|stream_error| stream_error.message.as_str())
+    }
+
+    /// How long a non-streaming answer takes: as long as its stream would have.
+    pub(super) fn generation_time(&self) -> Duration {
+        self.chunk_delay.saturating_mul(u32::try_from(self.produced_chunk_count()).unwrap_or(u32::MAX))
+    }
+
     /// How many chunks are produced before the scripted stream error cuts the answer short.
     fn produced_chunk_count(&self) -> usize {
         match &self.stream_error {
@@ -129,7 +174,7 @@ impl Generation {
     }
 
     /// The lines of a streamed answer, in order.
-    fn stream_events(&self) -> VecDeque<StreamEvent> {
+    pub(super) fn stream_events(&self) -> VecDeque<StreamEvent> {
         let mut events = VecDeque::with_capacity(self.chunks.len() + 2);
         for chunk in &self.chunks[..self.produced_chunk_count()] {
             events.push_back(StreamEvent::Content(chunk.clone()));
@@ -177,11 +222,16 @@ pub(super) fn answer_object(
     object
 }
 
+/// One line of a streamed answer, before it is put in a protocol's words.
 #[derive(Debug)]
-enum StreamEvent {
+pub(super) enum StreamEvent {
+    /// A piece of the answer text.
     Content(String),
+    /// The tool calls, after the text.
     ToolCalls,
+    /// The scripted failure that ends the stream.
     Error(String),
+    /// The final line with the counters.
     Done,
 }
 
@@ -199,10 +249,7 @@ pub(super) async fn respond(shared: Arc<Shared>, generation: Generation, stream:
         return stream_response(shared, generation);
     }
     let eval_started_at = Instant::now();
-    let produced_chunks = generation.produced_chunk_count();
-    let generation_time =
-        generation.chunk_delay.saturating_mul(u32::try_from(produced_chunks).unwrap_or(u32::MAX));
-    if !shared.sleep(generation_time).await {
+    if !shared.sleep(generation.generation_time()).await {
         return OllamaError::shutting_down().into_response();
     }
     if let Some(stream_error) = &generation.stream_error {

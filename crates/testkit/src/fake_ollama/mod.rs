@@ -3,16 +3,20 @@
 //!
 //! It owns the wire behaviour a client of Ollama depends on — `GET /api/tags`, `POST /api/chat`,
 //! `POST /api/generate` (NDJSON streaming by default, one JSON object with `"stream": false`),
-//! `POST /api/embed`, the legacy `POST /api/embeddings`, `GET /api/version` and `GET /` — plus
-//! the knobs a test needs to script it: which models exist, what the model answers, how slow it
-//! is, which requests fail and with what, and a record of every request it received.
+//! `POST /api/embed`, the legacy `POST /api/embeddings`, `GET /api/version` and `GET /` — and
+//! Ollama's OpenAI-compatible layer: `GET /v1/models`, `POST /v1/chat/completions` (one
+//! `chat.completion` object, or with `"stream": true` server-sent `chat.completion.chunk` events
+//! ended by `data: [DONE]`) and `POST /v1/embeddings`. On top come the knobs a test needs to
+//! script it: which models exist, what the model answers, how slow it is, which requests fail
+//! and with what, and a record of every request it received.
 //!
 //! Behaviour worth knowing when writing a test:
 //! - Model names follow Ollama: `llama3.2` means `llama3.2:latest`, matching ignores ASCII case,
 //!   and responses echo the model name exactly as the request spelled it.
-//! - A reply is taken from the scripted queue ([`FakeOllama::script_reply`]) by `/api/chat` and
-//!   `/api/generate` only; when the queue is empty the model echoes the last user message
-//!   (`/api/generate`: the prompt) verbatim — or, when the request sets `format`, the JSON object
+//! - A reply is taken from the scripted queue ([`FakeOllama::script_reply`]) by `/api/chat`,
+//!   `/api/generate` and `/v1/chat/completions` only; when the queue is empty the model echoes
+//!   the last user message (`/api/generate`: the prompt) verbatim — or, when the request sets
+//!   `format` (`/v1`: a JSON `response_format`), the JSON object
 //!   `{"echo":"<that text>"}` so the reply is valid JSON. Requests that fail (scripted failure,
 //!   unknown model, bad body) and load/unload requests do not consume a reply, so a retried
 //!   request gets the reply the failed one would have got.
@@ -34,16 +38,30 @@
 //! - An unknown model answers 404 `{"error":"model \"x\" not found, try pulling it first"}` on
 //!   every endpoint (the text Ollama's scheduler returns; some newer Ollama handlers say
 //!   `model 'x' not found` instead, so clients should key on the 404, not on the text).
+//! - The `/v1/...` routes behave as Ollama's middleware makes them: the same replies, scripting
+//!   and recording as `/api/chat` and `/api/embed`, errors (an unknown model, a scripted
+//!   failure with its `Retry-After`) as `{"error":{"message","type","param":null,"code":null}}`
+//!   whose type is `invalid_request_error` for 400, `not_found_error` for 404 and `api_error`
+//!   otherwise, and JSON bodies ending in a newline. `stream` defaults to false there;
+//!   `max_tokens` caps the chunks like `num_predict`; `stream_options.include_usage` adds a
+//!   usage-only chunk before `[DONE]`. A scripted stream error arrives after the 200 status, so
+//!   it is written as the bare error object on its own line, without `data:` and without
+//!   `[DONE]`. `/v1/models` lists `"data": null` when no model is installed, as Go marshals an
+//!   empty list.
 
 // `scripting` has the public script types and `state` what a test scripted and the server
 // recorded; `routes` is the router with the recording middleware; `tags`, `completion` (with
 // `generation` for the streamed or whole answer) and `embed` serve one endpoint family each;
-// `wire` has Ollama's JSON conventions; `embedding` and `hashing` the deterministic numbers.
+// `wire` has Ollama's JSON conventions; `embedding` and `hashing` the deterministic numbers;
+// `openai_chat`, `openai_models` and `openai_wire` are the OpenAI-compatible layer over them.
 mod completion;
 mod embed;
 mod embedding;
 mod generation;
 mod hashing;
+mod openai_chat;
+mod openai_models;
+mod openai_wire;
 mod routes;
 mod scripting;
 mod state;
@@ -136,8 +154,8 @@ impl FakeOllama {
         self.shared.lock().remove_model(name);
     }
 
-    /// Appends a reply to the queue that `/api/chat` and `/api/generate` answer from, first in
-    /// first out. Accepts a `&str`, a `String` or a [`ScriptedReply`].
+    /// Appends a reply to the queue that `/api/chat`, `/api/generate` and
+    /// `/v1/chat/completions` answer from, first in first out. Accepts a `&str`, a `String` or a [`ScriptedReply`].
     pub fn script_reply(&self, reply: impl Into<ScriptedReply>) {
         self.shared.lock().replies.push_back(reply.into());
     }
@@ -147,8 +165,8 @@ impl FakeOllama {
         self.shared.lock().replies.len()
     }
 
-    /// Delay before the first byte of every `/api/...` response (the status line included), as a
-    /// model load would cause. Zero by default.
+    /// Delay before the first byte of every `/api/...` and `/v1/...` response (the status line
+    /// included), as a model load would cause. Zero by default.
     pub fn set_latency(&self, latency: Duration) {
         self.shared.lock().latency = latency;
     }
@@ -159,18 +177,20 @@ impl FakeOllama {
         self.shared.lock().chunk_delay = chunk_delay;
     }
 
-    /// Dimension of the vectors `/api/embed` and `/api/embeddings` return (at least 1).
+    /// Dimension of the vectors `/api/embed`, `/api/embeddings` and `/v1/embeddings` return (at
+    /// least 1).
     pub fn set_embedding_dimension(&self, dimension: usize) {
         self.shared.lock().embedding_dimension = dimension.max(1);
     }
 
-    /// The next `count` requests to any `/api/...` route answer `status` with Ollama's error body
-    /// (see [`ScriptedFailure::new`]) and do nothing else; they are still recorded.
+    /// The next `count` requests to any `/api/...` or `/v1/...` route answer `status` with
+    /// Ollama's error body (see [`ScriptedFailure::new`]; the OpenAI error object on `/v1/...`)
+    /// and do nothing else; they are still recorded.
     pub fn fail_next(&self, count: usize, status: StatusCode) {
         self.fail_next_with(count, ScriptedFailure::new(status));
     }
 
-    /// The next `count` requests to any `/api/...` route answer with `failure`.
+    /// The next `count` requests to any `/api/...` or `/v1/...` route answer with `failure`.
     pub fn fail_next_with(&self, count: usize, failure: ScriptedFailure) {
         let mut script = self.shared.lock();
         for _ in 0..count {
@@ -187,7 +207,7 @@ impl FakeOllama {
         );
     }
 
-    /// Every request received on an `/api/...` route so far, in arrival order.
+    /// Every request received on an `/api/...` or `/v1/...` route so far, in arrival order.
     pub fn requests(&self) -> Vec<RecordedRequest> {
         self.shared.lock().requests.clone()
     }

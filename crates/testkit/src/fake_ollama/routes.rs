@@ -1,6 +1,6 @@
 //! The router: which handler serves which path, Gin's 404 for everything else, and the
-//! middleware that records every `/api/...` request and applies the scripted latency and
-//! failures before its handler runs.
+//! middleware that records every `/api/...` and `/v1/...` request and applies the scripted
+//! latency and failures before its handler runs (failures on `/v1/...` in the OpenAI shape).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -17,6 +17,9 @@ use serde_json::Value;
 
 use super::completion::{chat, generate};
 use super::embed::{embed, embeddings_legacy};
+use super::openai_chat::chat_completions;
+use super::openai_models::{embeddings as openai_embeddings, list_models as openai_list_models};
+use super::openai_wire::{OpenAiError, scripted_failure_response};
 use super::scripting::RecordedRequest;
 use super::state::Shared;
 use super::tags::{list_models, version};
@@ -38,6 +41,9 @@ pub(super) fn router(shared: Arc<Shared>) -> Router {
         .route("/api/embed", post(embed))
         .route("/api/embeddings", post(embeddings_legacy))
         .route("/api/version", get(version))
+        .route("/v1/chat/completions", post(chat_completions))
+        .route("/v1/embeddings", post(openai_embeddings))
+        .route("/v1/models", get(openai_list_models))
         .layer(middleware::from_fn_with_state(Arc::clone(&shared), record_and_apply_script))
         .layer(DefaultBodyLimit::max(MAX_REQUEST_BODY_BYTES));
     Router::new()
@@ -49,7 +55,7 @@ pub(super) fn router(shared: Arc<Shared>) -> Router {
 }
 
 /// Records the request, waits the scripted latency and answers a scripted failure if one is
-/// queued — for every `/api/...` route, before its handler runs.
+/// queued — for every `/api/...` and `/v1/...` route, before its handler runs.
 async fn record_and_apply_script(
     State(shared): State<Arc<Shared>>,
     request: Request,
@@ -69,11 +75,17 @@ async fn record_and_apply_script(
         script.requests.push(record_request(&parts, &body_bytes));
         (script.latency, script.failures.pop_front())
     };
+    let is_openai_route = parts.uri.path().starts_with("/v1/");
     if !shared.sleep(latency).await {
-        return OllamaError::shutting_down().into_response();
+        let error = OllamaError::shutting_down();
+        return if is_openai_route {
+            OpenAiError::from(error).into_response()
+        } else {
+            error.into_response()
+        };
     }
     if let Some(failure) = failure {
-        return failure.into_response();
+        return if is_openai_route { scripted_failure_response(failure) } else { failure.into_response() };
     }
     parts.extensions.insert(ReceivedAt(received_at));
     next.run(Request::from_parts(parts, Body::from(body_bytes))).await

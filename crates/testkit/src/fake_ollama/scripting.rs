@@ -6,12 +6,12 @@ use std::time::Duration;
 use axum::http::StatusCode;
 use serde_json::Value;
 
-/// One HTTP request the fake received on an `/api/...` route, in arrival order.
+/// One HTTP request the fake received on an `/api/...` or `/v1/...` route, in arrival order.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RecordedRequest {
     /// HTTP method, e.g. `"POST"`.
     pub method: String,
-    /// Request path without the query string, e.g. `"/api/chat"`.
+    /// Request path without the query string, e.g. `"/api/chat"` or `"/v1/chat/completions"`.
     pub path: String,
     /// Headers with lower-case names, in the order received (values that are not UTF-8 are
     /// converted lossily).
@@ -33,7 +33,8 @@ impl RecordedRequest {
     }
 }
 
-/// What the fake model answers to one `/api/chat` or `/api/generate` request.
+/// What the fake model answers to one `/api/chat`, `/api/generate` or `/v1/chat/completions`
+/// request.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ScriptedReply {
     pub(super) text: String,

@@ -41,6 +41,11 @@ impl OllamaError {
         Self::new(StatusCode::NOT_FOUND, format!("model {quoted_name} not found, try pulling it first"))
     }
 
+    /// The status and the error text, for the OpenAI-compatible routes to word differently.
+    pub(super) fn into_parts(self) -> (StatusCode, String) {
+        (self.status, self.message)
+    }
+
     /// The answer to a request whose scripted wait was cut short by [`super::FakeOllama`]
     /// shutting down.
     pub(super) fn shutting_down() -> Self {
@@ -58,11 +63,16 @@ impl IntoResponse for ScriptedFailure {
     fn into_response(self) -> Response {
         let mut response = OllamaError::new(self.status, self.message).into_response();
         if let Some(retry_after) = self.retry_after {
-            let whole_seconds = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
-            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(whole_seconds));
+            response.headers_mut().insert(header::RETRY_AFTER, retry_after_header(retry_after));
         }
         response
     }
+}
+
+/// `Retry-After` in whole seconds, rounded up.
+pub(super) fn retry_after_header(retry_after: Duration) -> HeaderValue {
+    let whole_seconds = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
+    HeaderValue::from(whole_seconds)
 }
 
 pub(super) fn json_response(status: StatusCode, body: &Value) -> Response {

@@ -3,6 +3,7 @@
 
 mod completion;
 mod embed;
+mod openai;
 mod server;
 
 use axum::body::Bytes;

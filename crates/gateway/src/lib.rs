@@ -1,0 +1,167 @@
+//! `sutazai-gateway`: the public REST API (role `gateway`, port 10010). Chat goes to the LLM through
+//! `sutazai-llm`; tasks, workflows, agents, vectors, hardware and resources go to their services
+//! over gRPC, each behind a circuit breaker; tokens are verified with the kit's verifier against
+//! the auth service's JWKS; requests are rate limited in Redis.
+
+mod downstream;
+mod http;
+pub mod settings;
+pub mod store;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sutazai_kit::auth::{HttpJwksSource, RevocationKeys, TokenVerifier, VerifierSettings};
+use sutazai_kit::breaker::{BreakerRegistry, BreakerSettings};
+use sutazai_kit::config::{HttpSettings, PostgresSettings, RedisSettings};
+use sutazai_kit::health::{HealthRegistry, PostgresCheck, RedisCheck};
+use sutazai_kit::ratelimit::{RateLimit, RateLimitSettings, SlidingWindowLimiter};
+use sutazai_kit::shutdown::Shutdown;
+use sutazai_llm::{LlmClient, LlmSettings, ResponseCache};
+use tokio::net::TcpListener;
+
+pub use settings::GatewaySettings;
+
+/// The Postgres schema this service owns.
+pub const SCHEMA: &str = "gateway";
+
+/// Everything the gateway role needs from the configuration.
+#[derive(Debug, Clone)]
+pub struct GatewayConfig {
+    /// `[gateway]`.
+    pub gateway: GatewaySettings,
+    /// `[http]`.
+    pub http: HttpSettings,
+    /// `[postgres]`.
+    pub postgres: PostgresSettings,
+    /// `[redis]`.
+    pub redis: RedisSettings,
+    /// `[llm]`.
+    pub llm: LlmSettings,
+    /// `[rate_limit]`.
+    pub rate_limit: RateLimitSettings,
+    /// `[circuit_breaker]`.
+    pub breakers: BreakerSettings,
+    /// The issuer and audience tokens must carry (`auth.issuer`, `auth.audience`).
+    pub token: VerifierSettings,
+}
+
+/// Why the gateway could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    /// Postgres could not be prepared.
+    #[error(transparent)]
+    Database(#[from] sutazai_kit::postgres::DatabaseError),
+    /// Redis could not be reached.
+    #[error("connect to redis: {0}")]
+    Redis(#[from] redis::RedisError),
+    /// A configured URL is not usable.
+    #[error("configuration: {0}")]
+    Config(String),
+    /// The listener could not be bound.
+    #[error("bind {address}: {source}")]
+    Bind {
+        /// The address.
+        address: SocketAddr,
+        /// The cause.
+        source: std::io::Error,
+    },
+}
+
+/// Migrates the schema (for `sutazai migrate`).
+pub async fn migrate(postgres: &PostgresSettings) -> Result<(), sutazai_kit::postgres::DatabaseError> {
+    let pool =
+        sutazai_kit::postgres::connect_and_migrate(postgres, SCHEMA, vec![sqlx::migrate!("./migrations")])
+            .await?;
+    pool.close().await;
+    Ok(())
+}
+
+/// The running gateway role.
+#[derive(Debug)]
+pub struct Application {
+    listener: TcpListener,
+    router: axum::Router,
+    grace: Duration,
+}
+
+impl Application {
+    /// Connects, migrates and binds.
+    pub async fn build(config: GatewayConfig, shutdown: &Shutdown) -> Result<Self, StartupError> {
+        let pool = sutazai_kit::postgres::connect_and_migrate(
+            &config.postgres,
+            SCHEMA,
+            vec![sqlx::migrate!("./migrations")],
+        )
+        .await?;
+        let redis = sutazai_kit::redis::connect(&config.redis).await?;
+        let jwks_url = format!("{}/.well-known/jwks.json", config.gateway.auth_url);
+        let key_source = HttpJwksSource::new(&jwks_url, &config.token)
+            .map_err(|error| StartupError::Config(error.to_string()))?;
+        let verifier = Arc::new(TokenVerifier::new(
+            config.token.clone(),
+            Arc::new(key_source),
+            Some(redis.clone()),
+            RevocationKeys::new(&config.redis),
+        ));
+        let breakers = Arc::new(BreakerRegistry::new(config.breakers));
+        let downstreams = downstream::Downstreams::new(&config.gateway, Arc::clone(&breakers))
+            .map_err(|error| StartupError::Config(error.to_string()))?;
+        let response_cache = ResponseCache::new(
+            redis.clone(),
+            &sutazai_kit::redis::RedisKeys::new(&config.redis, "gw:"),
+            config.llm.cache_ttl(),
+        );
+        let llm = Arc::new(
+            LlmClient::from_settings(&config.llm)
+                .map_err(|error| StartupError::Config(error.to_string()))?
+                .with_response_cache(response_cache),
+        );
+        let limiter = SlidingWindowLimiter::new(
+            redis.clone(),
+            sutazai_kit::redis::RedisKeys::new(&config.redis, "gw:"),
+            &config.rate_limit,
+        );
+        let state = http::AppState {
+            rate_limiter: limiter.clone(),
+            settings: Arc::new(http::HandlerSettings {
+                auth_url: config.gateway.auth_url.clone(),
+                health_check_timeout: Duration::from_millis(config.gateway.health_check_timeout_ms),
+            }),
+            verifier,
+            llm,
+            pool: pool.clone(),
+            redis: redis.clone(),
+            conversations: store::conversations::ConversationStore::new(pool.clone()),
+            audit: sutazai_kit::audit::AuditLog::new(pool.clone()),
+            downstreams,
+            breakers,
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_millis(config.gateway.health_check_timeout_ms))
+                .build()
+                .map_err(|error| StartupError::Config(error.to_string()))?,
+        };
+        let mut health = HealthRegistry::new(shutdown.token());
+        health.register("postgres", PostgresCheck(pool));
+        health.register("redis", RedisCheck(redis));
+        let rate_limit = RateLimit::from_settings(limiter, &config.rate_limit);
+        let router =
+            sutazai_kit::server::service_router(http::routes(state, rate_limit), health, &config.http);
+        let address = config.gateway.listen;
+        let listener = sutazai_kit::server::bind(address)
+            .await
+            .map_err(|source| StartupError::Bind { address, source })?;
+        Ok(Self { listener, router, grace: config.http.shutdown_grace() })
+    }
+
+    /// The bound address.
+    pub fn address(&self) -> SocketAddr {
+        self.listener.local_addr().unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)))
+    }
+
+    /// Serves until shutdown.
+    pub async fn run_until_stopped(self, shutdown: Shutdown) -> std::io::Result<()> {
+        sutazai_kit::server::serve(self.listener, self.router, shutdown.token(), self.grace).await
+    }
+}
