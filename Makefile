@@ -17,7 +17,7 @@ STATE_DIR := .sutazai
 ENV_FILE := $(STATE_DIR)/env
 PID_FILE := $(STATE_DIR)/sutazai.pid
 
-.PHONY: help up down test lint bench bench-auth services tools build-times
+.PHONY: help up down test lint bench bench-auth bench-gateway services tools build-times
 
 help:
 	@echo "make up     run the platform (ensures postgres, redis, rabbitmq; builds sutazai; runs 'sutazai up')"
@@ -68,10 +68,16 @@ lint: tools
 bench: services tools
 	bash bench/run.sh
 	$(MAKE) bench-auth
+	$(MAKE) bench-gateway
 
 # Auth hot paths against the real Postgres and Redis (release build); figures in README.
 bench-auth: services tools
 	cargo run --quiet --release -p sutazai-auth --example auth_throughput
+
+# Our authenticated GET against the same route in FastAPI, same load generator and concurrency;
+# figures in README.
+bench-gateway: services tools
+	bash bench/gateway.sh
 
 # Measures a cold and an incremental debug build of the whole workspace (the figures in README).
 build-times: tools

@@ -6,6 +6,9 @@ cd "$(dirname "$0")/.."
 venv=bench/.venv
 if [ ! -x "$venv/bin/python" ]; then
   python3 -m venv "$venv"
+fi
+# The venv is shared with bench/gateway.sh, which may have created it without pika.
+if ! "$venv/bin/python" -c 'import pika' 2>/dev/null; then
   "$venv/bin/pip" install --quiet pika==1.3.2
 fi
 

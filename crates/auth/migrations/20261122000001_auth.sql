@@ -1,5 +1,5 @@
 -- The auth service's schema: users, login failures, refresh-token families, signing keys,
--- service accounts, API keys and the audit log. Secrets are stored only as hashes; private keys and
+-- service accounts and API keys (the audit log is the kit's). Secrets are stored only as hashes; private keys and
 -- TOTP secrets only encrypted with the configured master key.
 
 CREATE TABLE users (
@@ -80,14 +80,4 @@ CREATE TABLE api_keys (
 );
 CREATE INDEX api_keys_user ON api_keys (user_id);
 
-CREATE TABLE audit_log (
-    id         BIGSERIAL PRIMARY KEY,
-    at         TIMESTAMPTZ NOT NULL DEFAULT now(),
-    actor      TEXT,
-    action     TEXT NOT NULL,
-    target     TEXT,
-    ip         TEXT,
-    outcome    TEXT NOT NULL,
-    detail     JSONB NOT NULL DEFAULT '{}'::jsonb
-);
-CREATE INDEX audit_log_at ON audit_log (at DESC);
+-- The audit log comes from sutazai-kit's migration (sutazai_kit::audit::migrator).

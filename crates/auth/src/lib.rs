@@ -88,11 +88,12 @@ pub struct Application {
 
 /// Migrates the schema (for `sutazai migrate`).
 pub async fn migrate(postgres: &PostgresSettings) -> Result<(), sutazai_kit::postgres::DatabaseError> {
-    let pool =
-        sutazai_kit::postgres::connect_and_migrate(postgres, SCHEMA, vec![sqlx::migrate!("./migrations")])
-            .await?;
-    pool.close().await;
-    Ok(())
+    sutazai_kit::postgres::migrate(postgres, SCHEMA, migrators()).await
+}
+
+/// The migrations of this service's schema: its own and the kit's audit log.
+fn migrators() -> Vec<sqlx::migrate::Migrator> {
+    vec![sqlx::migrate!("./migrations"), sutazai_kit::audit::migrator()]
 }
 
 impl Application {
@@ -100,12 +101,7 @@ impl Application {
     pub async fn build(config: AuthConfig, shutdown: &Shutdown) -> Result<Self, StartupError> {
         let master_key =
             config.master_key.as_ref().ok_or(StartupError::MissingMasterKey)?.expose().to_owned();
-        let pool = sutazai_kit::postgres::connect_and_migrate(
-            &config.postgres,
-            SCHEMA,
-            vec![sqlx::migrate!("./migrations")],
-        )
-        .await?;
+        let pool = sutazai_kit::postgres::connect_and_migrate(&config.postgres, SCHEMA, migrators()).await?;
         let redis = sutazai_kit::redis::connect(&config.redis).await?;
         let publish_retired_for = config.auth.access_token_ttl() + Duration::from_secs(300);
         let keys = KeyRing::load(

@@ -8,12 +8,11 @@ use crate::config::SutazaiConfig;
 /// Rotates the signing key; running services pick it up on their next key reload.
 pub(crate) async fn rotate_keys(config: &SutazaiConfig) -> anyhow::Result<String> {
     let master_key = config.security.master_key().context("security.master_key is required")?;
-    let pool = sutazai_kit::postgres::connect_and_migrate(
-        &config.postgres,
-        sutazai_auth::SCHEMA,
-        vec![sqlx::migrate!("../auth/migrations")],
-    )
-    .await?;
+    sutazai_auth::migrate(&config.postgres).await?;
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .connect_with(sutazai_kit::postgres::connect_options(&config.postgres, sutazai_auth::SCHEMA)?)
+        .await?;
     let secret_box = sutazai_auth::domain::crypto_box::SecretBox::new(master_key.expose(), "signing-keys");
     let kid = sutazai_auth::keys::rotate_keys(&pool, &secret_box, config.auth.signing_algorithm).await?;
     pool.close().await;

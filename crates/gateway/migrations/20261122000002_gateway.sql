@@ -1,4 +1,4 @@
--- The gateway's schema: chat conversations per user and the audit log of admin actions.
+-- The gateway's schema: chat conversations per user.
 
 CREATE TABLE conversations (
     id         UUID PRIMARY KEY,
@@ -19,14 +19,4 @@ CREATE TABLE conversation_messages (
 );
 CREATE INDEX conversation_messages_conversation ON conversation_messages (conversation_id, id);
 
-CREATE TABLE audit_log (
-    id      BIGSERIAL PRIMARY KEY,
-    at      TIMESTAMPTZ NOT NULL DEFAULT now(),
-    actor   TEXT,
-    action  TEXT NOT NULL,
-    target  TEXT,
-    ip      TEXT,
-    outcome TEXT NOT NULL,
-    detail  JSONB NOT NULL DEFAULT '{}'::jsonb
-);
-CREATE INDEX audit_log_at ON audit_log (at DESC);
+-- The audit log of admin actions comes from sutazai-kit's migration (sutazai_kit::audit::migrator).

@@ -71,11 +71,12 @@ pub enum StartupError {
 
 /// Migrates the schema (for `sutazai migrate`).
 pub async fn migrate(postgres: &PostgresSettings) -> Result<(), sutazai_kit::postgres::DatabaseError> {
-    let pool =
-        sutazai_kit::postgres::connect_and_migrate(postgres, SCHEMA, vec![sqlx::migrate!("./migrations")])
-            .await?;
-    pool.close().await;
-    Ok(())
+    sutazai_kit::postgres::migrate(postgres, SCHEMA, migrators()).await
+}
+
+/// The migrations of this service's schema: its own and the kit's audit log.
+fn migrators() -> Vec<sqlx::migrate::Migrator> {
+    vec![sqlx::migrate!("./migrations"), sutazai_kit::audit::migrator()]
 }
 
 /// The running gateway role.
@@ -89,12 +90,7 @@ pub struct Application {
 impl Application {
     /// Connects, migrates and binds.
     pub async fn build(config: GatewayConfig, shutdown: &Shutdown) -> Result<Self, StartupError> {
-        let pool = sutazai_kit::postgres::connect_and_migrate(
-            &config.postgres,
-            SCHEMA,
-            vec![sqlx::migrate!("./migrations")],
-        )
-        .await?;
+        let pool = sutazai_kit::postgres::connect_and_migrate(&config.postgres, SCHEMA, migrators()).await?;
         let redis = sutazai_kit::redis::connect(&config.redis).await?;
         let jwks_url = format!("{}/.well-known/jwks.json", config.gateway.auth_url);
         let key_source = HttpJwksSource::new(&jwks_url, &config.token)

@@ -8,6 +8,11 @@ use serde::Serialize;
 use serde_json::Value;
 use sqlx::PgPool;
 
+/// The migration creating `audit_log`; run it with the service's own migrations.
+pub fn migrator() -> sqlx::migrate::Migrator {
+    sqlx::migrate!("./migrations")
+}
+
 /// A stored audit row.
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct AuditEntry {

@@ -70,6 +70,17 @@ pub async fn connect_and_migrate(
     Ok(pool)
 }
 
+/// Runs the migrations and closes the pool (`sutazai migrate`).
+pub async fn migrate(
+    settings: &PostgresSettings,
+    schema: &str,
+    migrators: Vec<Migrator>,
+) -> Result<(), DatabaseError> {
+    let pool = connect_and_migrate(settings, schema, migrators).await?;
+    pool.close().await;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -149,12 +149,7 @@ impl AuthService {
         let Some(user) = inserted else {
             self.audit(
                 context,
-                AuditEvent {
-                    action: "register",
-                    target: None,
-                    outcome: "failure",
-                    detail: json!({"reason": "duplicate"}),
-                },
+                AuditEvent::new("register", None, "failure").with_detail(json!({"reason": "duplicate"})),
             )
             .await;
             return Err(AuthError::Conflict("username or email already registered".to_owned()));
@@ -162,12 +157,7 @@ impl AuthService {
         let target = user.id.to_string();
         self.audit(
             context,
-            AuditEvent {
-                action: "register",
-                target: Some(&target),
-                outcome: "success",
-                detail: json!({"roles": roles}),
-            },
+            AuditEvent::new("register", Some(&target), "success").with_detail(json!({"roles": roles})),
         )
         .await;
         Ok(user.view())
@@ -223,16 +213,7 @@ impl AuthService {
         let stored_hash = user.password_hash.clone();
         let old_matches = Self::blocking(move || verify_password(&old_password, &stored_hash)).await?;
         if !old_matches {
-            self.audit(
-                context,
-                AuditEvent {
-                    action: "password_change",
-                    target: Some(subject),
-                    outcome: "failure",
-                    detail: json!({}),
-                },
-            )
-            .await;
+            self.audit(context, AuditEvent::new("password_change", Some(subject), "failure")).await;
             return Err(AuthError::InvalidCredentials);
         }
         check_new_password(&new_password, &user.username).map_err(password_error)?;
@@ -248,16 +229,7 @@ impl AuthService {
         .await?;
         self.revoke_all_sessions(user_id, "password_change").await?;
         self.publish_token_version(subject, version).await?;
-        self.audit(
-            context,
-            AuditEvent {
-                action: "password_change",
-                target: Some(subject),
-                outcome: "success",
-                detail: json!({}),
-            },
-        )
-        .await;
+        self.audit(context, AuditEvent::new("password_change", Some(subject), "success")).await;
         Ok(())
     }
 

@@ -90,12 +90,8 @@ impl AuthService {
         let target = view.id.to_string();
         self.audit(
             context,
-            AuditEvent {
-                action: "api_key_create",
-                target: Some(&target),
-                outcome: "success",
-                detail: json!({"prefix": prefix}),
-            },
+            AuditEvent::new("api_key_create", Some(&target), "success")
+                .with_detail(json!({"prefix": prefix})),
         )
         .await;
         Ok(CreatedApiKey { view, key })
@@ -132,16 +128,7 @@ impl AuthService {
             return Err(AuthError::NotFound("api key"));
         }
         let target = key_id.to_string();
-        self.audit(
-            context,
-            AuditEvent {
-                action: "api_key_revoke",
-                target: Some(&target),
-                outcome: "success",
-                detail: json!({}),
-            },
-        )
-        .await;
+        self.audit(context, AuditEvent::new("api_key_revoke", Some(&target), "success")).await;
         Ok(())
     }
 

@@ -21,6 +21,19 @@ pub(crate) struct AuditEvent<'a> {
     pub(crate) detail: Value,
 }
 
+impl<'a> AuditEvent<'a> {
+    /// An event without extra facts.
+    pub(crate) fn new(action: &'a str, target: Option<&'a str>, outcome: &'a str) -> Self {
+        Self { action, target, outcome, detail: Value::Object(serde_json::Map::new()) }
+    }
+
+    /// Adds facts (never secrets).
+    pub(crate) fn with_detail(mut self, detail: Value) -> Self {
+        self.detail = detail;
+        self
+    }
+}
+
 impl AuthService {
     /// Records an event.
     pub(super) async fn audit(&self, context: &RequestContext, event: AuditEvent<'_>) {

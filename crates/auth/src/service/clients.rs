@@ -99,12 +99,8 @@ impl AuthService {
         }
         self.audit(
             context,
-            AuditEvent {
-                action: "service_account_create",
-                target: Some(client_id),
-                outcome: "success",
-                detail: json!({"scopes": scopes}),
-            },
+            AuditEvent::new("service_account_create", Some(client_id), "success")
+                .with_detail(json!({"scopes": scopes})),
         )
         .await;
         Ok(CreatedServiceAccount { client_id: client_id.to_owned(), client_secret, scopes })
@@ -127,16 +123,7 @@ impl AuthService {
         let Some(account) =
             row.filter(|account| account.active && constant_time_eq(&account.secret_hash, &presented_hash))
         else {
-            self.audit(
-                context,
-                AuditEvent {
-                    action: "client_credentials",
-                    target: Some(client_id),
-                    outcome: "failure",
-                    detail: json!({}),
-                },
-            )
-            .await;
+            self.audit(context, AuditEvent::new("client_credentials", Some(client_id), "failure")).await;
             return Err(AuthError::InvalidClient);
         };
         let scopes = match requested_scopes.map(str::split_whitespace) {

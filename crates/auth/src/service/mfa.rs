@@ -2,7 +2,6 @@
 //! disable with a current code. The secret is stored encrypted with the master key.
 
 use serde::Serialize;
-use serde_json::json;
 use uuid::Uuid;
 
 use super::audit::AuditEvent;
@@ -40,11 +39,7 @@ impl AuthService {
             .bind(self.totp_box.seal(&secret))
             .execute(&self.pool)
             .await?;
-        self.audit(
-            context,
-            AuditEvent { action: "mfa_enroll", target: Some(subject), outcome: "success", detail: json!({}) },
-        )
-        .await;
+        self.audit(context, AuditEvent::new("mfa_enroll", Some(subject), "success")).await;
         Ok(MfaEnrollment {
             otpauth_uri: totp::otpauth_uri("SutazAI", &user.username, &secret),
             secret: totp::base32(&secret),
@@ -58,41 +53,7 @@ impl AuthService {
         code: &str,
         context: &RequestContext,
     ) -> Result<(), AuthError> {
-        let user = self.user_row(subject).await?;
-        if user.mfa_enabled {
-            return Err(AuthError::Conflict("mfa is already enabled".to_owned()));
-        }
-        if user.totp_secret_enc.is_none() {
-            return Err(AuthError::Conflict("start enrolment first".to_owned()));
-        }
-        if !self.accept_totp(&user, Some(code)).await? {
-            self.audit(
-                context,
-                AuditEvent {
-                    action: "mfa_confirm",
-                    target: Some(subject),
-                    outcome: "failure",
-                    detail: json!({}),
-                },
-            )
-            .await;
-            return Err(invalid_code());
-        }
-        sqlx::query("UPDATE users SET mfa_enabled = TRUE WHERE id = $1")
-            .bind(user.id)
-            .execute(&self.pool)
-            .await?;
-        self.audit(
-            context,
-            AuditEvent {
-                action: "mfa_confirm",
-                target: Some(subject),
-                outcome: "success",
-                detail: json!({}),
-            },
-        )
-        .await;
-        Ok(())
+        self.switch_mfa(subject, code, true, context).await
     }
 
     /// Turns MFA off; needs a current code.
@@ -102,37 +63,36 @@ impl AuthService {
         code: &str,
         context: &RequestContext,
     ) -> Result<(), AuthError> {
+        self.switch_mfa(subject, code, false, context).await
+    }
+
+    /// Both directions need a valid, unused code for the stored secret.
+    async fn switch_mfa(
+        &self,
+        subject: &str,
+        code: &str,
+        enable: bool,
+        context: &RequestContext,
+    ) -> Result<(), AuthError> {
+        let action = if enable { "mfa_confirm" } else { "mfa_disable" };
         let user = self.user_row(subject).await?;
-        if !user.mfa_enabled {
-            return Err(AuthError::Conflict("mfa is not enabled".to_owned()));
+        match (enable, user.mfa_enabled, user.totp_secret_enc.is_some()) {
+            (true, true, _) => return Err(AuthError::Conflict("mfa is already enabled".to_owned())),
+            (true, false, false) => return Err(AuthError::Conflict("start enrolment first".to_owned())),
+            (false, false, _) => return Err(AuthError::Conflict("mfa is not enabled".to_owned())),
+            _ => {}
         }
         if !self.accept_totp(&user, Some(code)).await? {
-            self.audit(
-                context,
-                AuditEvent {
-                    action: "mfa_disable",
-                    target: Some(subject),
-                    outcome: "failure",
-                    detail: json!({}),
-                },
-            )
-            .await;
+            self.audit(context, AuditEvent::new(action, Some(subject), "failure")).await;
             return Err(invalid_code());
         }
-        sqlx::query("UPDATE users SET mfa_enabled = FALSE, totp_secret_enc = NULL WHERE id = $1")
-            .bind(user.id)
-            .execute(&self.pool)
-            .await?;
-        self.audit(
-            context,
-            AuditEvent {
-                action: "mfa_disable",
-                target: Some(subject),
-                outcome: "success",
-                detail: json!({}),
-            },
-        )
-        .await;
+        let statement = if enable {
+            "UPDATE users SET mfa_enabled = TRUE WHERE id = $1"
+        } else {
+            "UPDATE users SET mfa_enabled = FALSE, totp_secret_enc = NULL WHERE id = $1"
+        };
+        sqlx::query(statement).bind(user.id).execute(&self.pool).await?;
+        self.audit(context, AuditEvent::new(action, Some(subject), "success")).await;
         Ok(())
     }
 

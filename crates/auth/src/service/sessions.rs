@@ -67,12 +67,7 @@ impl AuthService {
             Self::blocking(move || verify_nothing(&password)).await?;
             self.audit(
                 context,
-                AuditEvent {
-                    action: "login",
-                    target: None,
-                    outcome: "failure",
-                    detail: json!({"reason": "unknown_user"}),
-                },
+                AuditEvent::new("login", None, "failure").with_detail(json!({"reason": "unknown_user"})),
             )
             .await;
             return Err(AuthError::InvalidCredentials);
@@ -82,12 +77,7 @@ impl AuthService {
         if let Some(locked_until) = user.locked_until.filter(|until| *until > now) {
             self.audit(
                 context,
-                AuditEvent {
-                    action: "login",
-                    target: Some(&target),
-                    outcome: "denied",
-                    detail: json!({"reason": "locked"}),
-                },
+                AuditEvent::new("login", Some(&target), "denied").with_detail(json!({"reason": "locked"})),
             )
             .await;
             return Err(AuthError::Locked { retry_after_s: seconds_until(locked_until) });
@@ -100,12 +90,7 @@ impl AuthService {
             self.record_login_failure(&user).await?;
             self.audit(
                 context,
-                AuditEvent {
-                    action: "login",
-                    target: Some(&target),
-                    outcome: "failure",
-                    detail: json!({"reason": reason}),
-                },
+                AuditEvent::new("login", Some(&target), "failure").with_detail(json!({"reason": reason})),
             )
             .await;
             return Err(AuthError::InvalidCredentials);
@@ -113,12 +98,7 @@ impl AuthService {
         if user.mfa_enabled && !self.accept_totp(&user, request.totp.as_deref()).await? {
             self.audit(
                 context,
-                AuditEvent {
-                    action: "login",
-                    target: Some(&target),
-                    outcome: "failure",
-                    detail: json!({"reason": "mfa"}),
-                },
+                AuditEvent::new("login", Some(&target), "failure").with_detail(json!({"reason": "mfa"})),
             )
             .await;
             return Err(AuthError::MfaRequired);
@@ -128,11 +108,7 @@ impl AuthService {
             .execute(&self.pool)
             .await?;
         let pair = self.start_session(&user).await?;
-        self.audit(
-            context,
-            AuditEvent { action: "login", target: Some(&target), outcome: "success", detail: json!({}) },
-        )
-        .await;
+        self.audit(context, AuditEvent::new("login", Some(&target), "success")).await;
         metrics::counter!("auth_logins_total").increment(1);
         Ok(pair)
     }
@@ -300,12 +276,8 @@ impl AuthService {
                     let family = row.family_id.to_string();
                     self.audit(
                         context,
-                        AuditEvent {
-                            action: "refresh_reuse",
-                            target: Some(&row.user_id.to_string()),
-                            outcome: "denied",
-                            detail: json!({"family": family}),
-                        },
+                        AuditEvent::new("refresh_reuse", Some(&row.user_id.to_string()), "denied")
+                            .with_detail(json!({"family": family})),
                     )
                     .await;
                     metrics::counter!("auth_refresh_reuse_total").increment(1);
@@ -330,16 +302,7 @@ impl AuthService {
             .execute(&self.pool)
             .await?;
         }
-        self.audit(
-            context,
-            AuditEvent {
-                action: "logout",
-                target: Some(&principal.subject),
-                outcome: "success",
-                detail: json!({}),
-            },
-        )
-        .await;
+        self.audit(context, AuditEvent::new("logout", Some(&principal.subject), "success")).await;
         Ok(())
     }
 }

@@ -77,12 +77,8 @@ impl AuthService {
         self.publish_token_version(&subject, updated.token_version).await?;
         self.audit(
             context,
-            AuditEvent {
-                action: "user_update",
-                target: Some(&subject),
-                outcome: "success",
-                detail: json!({"roles": roles, "active": active}),
-            },
+            AuditEvent::new("user_update", Some(&subject), "success")
+                .with_detail(json!({"roles": roles, "active": active})),
         )
         .await;
         Ok(updated.view())

@@ -12,6 +12,7 @@ use sutazai_types::ServiceErrorCode;
 use utoipa::ToSchema;
 
 use super::AppState;
+use super::paging::{page_of, page_request};
 use super::tasks::time;
 use crate::downstream::COORDINATOR;
 use sutazai_kit::audit::AuditRecord;
@@ -69,15 +70,11 @@ pub(crate) async fn list_agents(
     let request = pb::ListAgentsRequest {
         status: pb::AgentStatus::Unspecified.into(),
         capability: filters.capability.unwrap_or_default(),
-        page: Some(pb::PageRequest {
-            skip: u32::try_from(page.skip).unwrap_or(u32::MAX),
-            limit: u32::try_from(page.limit).unwrap_or(1000),
-        }),
+        page: Some(page_request(page)),
     };
     let response =
         state.downstreams.call(COORDINATOR, state.downstreams.coordinator().list_agents(request)).await?;
-    let total = response.page.map(|info| i64::try_from(info.total).unwrap_or(i64::MAX)).unwrap_or(0);
-    Ok(Json(PageOf::new(response.agents.into_iter().map(AgentView::from).collect(), total, page)))
+    Ok(Json(page_of(response.agents, response.page, page)))
 }
 
 #[utoipa::path(get, path = "/api/v1/agents/{id}", tag = "agents", params(("id" = String, Path)),

@@ -7,6 +7,7 @@ mod conversations;
 mod hardware;
 mod health;
 mod openapi;
+mod paging;
 mod resources;
 mod tasks;
 mod vectors;

@@ -16,6 +16,7 @@ use sutazai_types::{ServiceErrorCode, TaskStatus};
 use utoipa::ToSchema;
 
 use super::AppState;
+use super::paging::{page_of, page_request};
 use crate::downstream::ORCHESTRATOR;
 
 /// A task as clients see it.
@@ -221,15 +222,11 @@ pub(crate) async fn list_tasks(
         owner: principal.subject.clone(),
         status: status.into(),
         task_type: filters.task_type.unwrap_or_default(),
-        page: Some(pb::PageRequest {
-            skip: u32::try_from(page.skip).unwrap_or(u32::MAX),
-            limit: u32::try_from(page.limit).unwrap_or(1000),
-        }),
+        page: Some(page_request(page)),
     };
     let response =
         state.downstreams.call(ORCHESTRATOR, state.downstreams.orchestrator().list_tasks(request)).await?;
-    let total = response.page.map(|info| i64::try_from(info.total).unwrap_or(i64::MAX)).unwrap_or(0);
-    Ok(Json(PageOf::new(response.tasks.into_iter().map(TaskView::from).collect(), total, page)))
+    Ok(Json(page_of(response.tasks, response.page, page)))
 }
 
 #[utoipa::path(post, path = "/api/v1/tasks/{id}/cancel", tag = "tasks", params(("id" = String, Path)),
@@ -290,15 +287,11 @@ pub(crate) async fn task_events(
     let request = pb::ListTaskEventsRequest {
         task_id,
         owner: owner_of(&principal),
-        page: Some(pb::PageRequest {
-            skip: u32::try_from(page.skip).unwrap_or(u32::MAX),
-            limit: u32::try_from(page.limit).unwrap_or(1000),
-        }),
+        page: Some(page_request(page)),
     };
     let response = state
         .downstreams
         .call(ORCHESTRATOR, state.downstreams.orchestrator().list_task_events(request))
         .await?;
-    let total = response.page.map(|info| i64::try_from(info.total).unwrap_or(i64::MAX)).unwrap_or(0);
-    Ok(Json(PageOf::new(response.events.into_iter().map(TaskEventView::from).collect(), total, page)))
+    Ok(Json(page_of(response.events, response.page, page)))
 }

@@ -54,7 +54,7 @@ impl AuthError {
     pub fn log_rejection(&self) {
         match self {
             Self::KeysUnavailable(_) | Self::RevocationUnavailable(_) => {
-                tracing::warn!(error = %ErrorChain(self), "token verification unavailable");
+                tracing::warn!(error = %crate::http::DisplayChain(self), "token verification unavailable");
             }
             Self::Invalid(reason) => tracing::debug!(reason = reason.as_str(), "token rejected"),
             Self::Revoked(reason) => tracing::debug!(reason = reason.as_str(), "token rejected"),
@@ -137,21 +137,6 @@ impl RevocationReason {
             Self::TokenRevoked => "token_revoked",
             Self::SubjectVersionRaised => "subject_version_raised",
         }
-    }
-}
-
-/// Writes an error and its sources as `outer: inner: root`.
-struct ErrorChain<'a>(&'a (dyn std::error::Error + 'static));
-
-impl std::fmt::Display for ErrorChain<'_> {
-    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(formatter, "{}", self.0)?;
-        let mut source = self.0.source();
-        while let Some(cause) = source {
-            write!(formatter, ": {cause}")?;
-            source = cause.source();
-        }
-        Ok(())
     }
 }
 

@@ -12,4 +12,4 @@ pub use client_ip::{ClientIp, TrustedProxies, resolve_client_ip};
 pub use extract::{Json, JsonOrForm, parse_uuid};
 pub use layers::{REQUEST_ID_HEADER, apply_edge_layers};
 pub use pagination::{DEFAULT_LIMIT, MAX_LIMIT, Page, PageOf};
-pub use problem::{ApiError, PROBLEM_CONTENT_TYPE, Problem};
+pub use problem::{ApiError, DisplayChain, PROBLEM_CONTENT_TYPE, Problem};

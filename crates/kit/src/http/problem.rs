@@ -71,8 +71,9 @@ impl std::fmt::Display for ApiError {
 
 impl std::error::Error for ApiError {}
 
-/// Writes an error and its sources as `outer: inner: root`.
-struct DisplayChain<'a>(&'a (dyn std::error::Error + 'static));
+/// Writes an error and its sources as `outer: inner: root`, for logs (never for clients).
+#[derive(Debug)]
+pub struct DisplayChain<'a>(pub &'a (dyn std::error::Error + 'static));
 
 impl std::fmt::Display for DisplayChain<'_> {
     fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
