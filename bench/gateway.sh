@@ -61,6 +61,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
+: >"$workdir/server.out"
 "$bin/bench_server" "$gateway_port" "$auth_port" >"$workdir/server.out" 2>"$workdir/server.err" &
 server_pid=$!
 for _ in $(seq 1 300); do

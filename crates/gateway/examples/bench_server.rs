@@ -69,7 +69,13 @@ fn auth_config(port: u16, database: &TestDatabase, redis: &TestRedis) -> AuthCon
     }
 }
 
-fn gateway_config(port: u16, auth_url: &str, ollama_url: &str, database: &TestDatabase, redis: &TestRedis) -> GatewayConfig {
+fn gateway_config(
+    port: u16,
+    auth_url: &str,
+    ollama_url: &str,
+    database: &TestDatabase,
+    redis: &TestRedis,
+) -> GatewayConfig {
     // Services the models route never calls: a port that refuses connections.
     let unused_service = "http://127.0.0.1:9".to_owned();
     let llm = LlmSettings {
@@ -119,7 +125,8 @@ fn gateway_config(port: u16, auth_url: &str, ollama_url: &str, database: &TestDa
 async fn access_token(auth_url: &str) -> Result<String, Box<dyn std::error::Error>> {
     let client = reqwest::Client::new();
     let registration = json!({"username": USERNAME, "email": "bench@example.com", "password": PASSWORD});
-    let registered = client.post(format!("{auth_url}/api/v1/auth/register")).json(&registration).send().await?;
+    let registered =
+        client.post(format!("{auth_url}/api/v1/auth/register")).json(&registration).send().await?;
     if registered.status() != reqwest::StatusCode::CREATED {
         return Err(format!("register answered {}: {}", registered.status(), registered.text().await?).into());
     }

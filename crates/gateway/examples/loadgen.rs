@@ -91,7 +91,10 @@ async fn connect(target: &Target) -> Result<Sender, Box<dyn std::error::Error + 
 }
 
 /// Sends one request and reads the whole body; `Ok(false)` for a non-2xx answer.
-async fn send(sender: &mut Sender, target: &Target) -> Result<bool, Box<dyn std::error::Error + Send + Sync>> {
+async fn send(
+    sender: &mut Sender,
+    target: &Target,
+) -> Result<bool, Box<dyn std::error::Error + Send + Sync>> {
     let mut request = Request::get(target.path.clone()).body(Empty::<Bytes>::new())?;
     request.headers_mut().insert(HOST, target.host.clone());
     if let Some(authorization) = &target.authorization {
@@ -192,7 +195,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let [url, connections, duration_s, rest @ ..] = arguments.as_slice() else {
         return Err(usage().into());
     };
-    let connections: usize = connections.parse().map_err(|error| format!("CONNECTIONS: {error}; {}", usage()))?;
+    let connections: usize =
+        connections.parse().map_err(|error| format!("CONNECTIONS: {error}; {}", usage()))?;
     let duration_s: u64 = duration_s.parse().map_err(|error| format!("DURATION_S: {error}; {}", usage()))?;
     if connections == 0 || duration_s == 0 {
         return Err(format!("CONNECTIONS and DURATION_S must be positive; {}", usage()).into());
@@ -202,7 +206,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         Ok(text) => text.parse().map_err(|error| format!("LOADGEN_THREADS: {error}"))?,
         Err(_) => 1,
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(threads.max(1)).enable_all().build()?;
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().worker_threads(threads.max(1)).enable_all().build()?;
     let duration = Duration::from_secs(duration_s);
     let mut report = runtime.block_on(run(target, connections, duration));
     report.latencies_us.sort_unstable();

@@ -131,9 +131,12 @@ impl AuthService {
         check_username(&username)?;
         check_email(&email)?;
         check_new_password(&new_user.password, &username).map_err(password_error)?;
+        if let Some(budget) = self.ip_budget("register_ip", context.client_ip) {
+            self.charge(&[budget]).await?;
+        }
         let password = new_user.password;
         let password_hash =
-            Self::blocking(move || hash_password(&password)).await?.map_err(AuthError::internal)?;
+            self.blocking(move || hash_password(&password)).await?.map_err(AuthError::internal)?;
         let roles = if new_user.roles.is_empty() { vec!["user".to_owned()] } else { new_user.roles };
         let inserted = sqlx::query_as::<_, UserRow>(&format!(
             "INSERT INTO users (id, username, email, password_hash, roles) VALUES ($1, $2, $3, $4, $5)
@@ -211,14 +214,19 @@ impl AuthService {
         let user_id = Uuid::parse_str(subject).map_err(|_| AuthError::NotFound("user"))?;
         let user = self.find_user_by_id(user_id).await?.ok_or(AuthError::NotFound("user"))?;
         let stored_hash = user.password_hash.clone();
-        let old_matches = Self::blocking(move || verify_password(&old_password, &stored_hash)).await?;
+        let old_matches = self.blocking(move || verify_password(&old_password, &stored_hash)).await?;
         if !old_matches {
+            // Counted like a failed login, so a stolen access token cannot guess the password.
+            self.record_login_failure(&user).await?;
             self.audit(context, AuditEvent::new("password_change", Some(subject), "failure")).await;
-            return Err(AuthError::InvalidCredentials);
+            return Err(AuthError::Validation {
+                field: "old_password",
+                message: "is not the current password".to_owned(),
+            });
         }
         check_new_password(&new_password, &user.username).map_err(password_error)?;
         let new_hash =
-            Self::blocking(move || hash_password(&new_password)).await?.map_err(AuthError::internal)?;
+            self.blocking(move || hash_password(&new_password)).await?.map_err(AuthError::internal)?;
         let version: i64 = sqlx::query_scalar(
             "UPDATE users SET password_hash = $2, token_version = token_version + 1, updated_at = now()
              WHERE id = $1 RETURNING token_version",

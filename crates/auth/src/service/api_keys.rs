@@ -43,7 +43,6 @@ pub struct CreatedApiKey {
 struct KeyOwnerRow {
     user_id: Uuid,
     username: String,
-    roles: Vec<String>,
     scopes: Vec<String>,
     active: bool,
 }
@@ -137,7 +136,7 @@ impl AuthService {
         let row: Option<KeyOwnerRow> = sqlx::query_as(
             "UPDATE api_keys k SET last_used_at = now() FROM users u
              WHERE k.key_hash = $1 AND k.revoked_at IS NULL AND u.id = k.user_id
-             RETURNING u.id AS user_id, u.username, u.roles, k.scopes, u.active",
+             RETURNING u.id AS user_id, u.username, k.scopes, u.active",
         )
         .bind(token_hash(key))
         .fetch_optional(&self.pool)
@@ -147,7 +146,8 @@ impl AuthService {
             subject: row.user_id.to_string(),
             kind: PrincipalKind::User,
             name: row.username,
-            roles: row.roles,
+            // A key acts only within its scopes: the owner's roles (admin) do not come along.
+            roles: Vec::new(),
             scopes: row.scopes,
             token_id: String::new(),
             expires_at: 0,

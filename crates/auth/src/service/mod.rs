@@ -57,6 +57,7 @@ pub struct AuthService {
     totp_box: SecretBox,
     refresh_key: [u8; 32],
     audit_log: sutazai_kit::audit::AuditLog,
+    hashing: std::sync::Arc<tokio::sync::Semaphore>,
 }
 
 impl std::fmt::Debug for AuthService {
@@ -95,6 +96,9 @@ impl AuthService {
             totp_box: SecretBox::new(&parts.master_key, "totp-secrets"),
             refresh_key: derive_key(&parts.master_key, "refresh-successor"),
             audit_log: sutazai_kit::audit::AuditLog::new(parts.pool.clone()),
+            hashing: std::sync::Arc::new(tokio::sync::Semaphore::new(
+                std::thread::available_parallelism().map(usize::from).unwrap_or(2),
+            )),
             pool: parts.pool,
             redis: parts.redis,
             keys: parts.keys,
@@ -168,8 +172,14 @@ impl AuthService {
         Ok(())
     }
 
-    /// Runs CPU-heavy password hashing off the async workers.
-    async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Result<T, AuthError> {
+    /// Runs CPU-heavy password hashing off the async workers, at most one per core at a time:
+    /// each argon2 hash holds 19 MiB, so a flood of logins or registrations must queue rather
+    /// than run hundreds of hashes (and gigabytes) at once.
+    async fn blocking<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, AuthError> {
+        let _permit = self.hashing.acquire().await.map_err(AuthError::internal)?;
         tokio::task::spawn_blocking(work).await.map_err(AuthError::internal)
     }
 }

@@ -12,8 +12,9 @@ use serde_json::json;
 use sutazai_kit::auth::{Principal, PrincipalKind};
 use uuid::Uuid;
 
-use super::accounts::UserRow;
+use super::accounts::{USER_COLUMNS, UserRow};
 use super::audit::AuditEvent;
+use super::throttle::{Budget, account_subject};
 use super::{AccessSubject, AuthService, RequestContext, refresh_ttl};
 use crate::domain::password::{verify_nothing, verify_password};
 use crate::domain::secrets::{REFRESH_PREFIX, random_token, refresh_successor, token_hash};
@@ -52,6 +53,9 @@ struct RefreshRow {
     used_at: Option<DateTime<Utc>>,
     revoked_at: Option<DateTime<Utc>>,
     family_revoked_at: Option<DateTime<Utc>>,
+    /// Whether `used_at` lies within the grace window, by the database's clock (the one that
+    /// wrote `used_at`).
+    within_grace: Option<bool>,
 }
 
 impl AuthService {
@@ -61,10 +65,12 @@ impl AuthService {
         request: LoginRequest,
         context: &RequestContext,
     ) -> Result<TokenPair, AuthError> {
-        self.count_login_attempt(context.client_ip, &request.username_or_email).await?;
+        let mut budgets: Vec<Budget> = self.ip_budget("login_ip", context.client_ip).into_iter().collect();
+        budgets.push(self.account_budget("login_name", account_subject(&request.username_or_email)));
+        self.charge(&budgets).await?;
         let Some(user) = self.find_user_by_login(&request.username_or_email).await? else {
             let password = request.password;
-            Self::blocking(move || verify_nothing(&password)).await?;
+            self.blocking(move || verify_nothing(&password)).await?;
             self.audit(
                 context,
                 AuditEvent::new("login", None, "failure").with_detail(json!({"reason": "unknown_user"})),
@@ -73,18 +79,14 @@ impl AuthService {
             return Err(AuthError::InvalidCredentials);
         };
         let target = user.id.to_string();
-        let now = Utc::now();
-        if let Some(locked_until) = user.locked_until.filter(|until| *until > now) {
-            self.audit(
-                context,
-                AuditEvent::new("login", Some(&target), "denied").with_detail(json!({"reason": "locked"})),
-            )
-            .await;
-            return Err(AuthError::Locked { retry_after_s: seconds_until(locked_until) });
+        // The typed name and the email of one account share this budget.
+        self.charge(&[self.account_budget("login_user", target.clone())]).await?;
+        if let Some(locked) = self.locked(&user, context).await {
+            return Err(locked);
         }
         let password = request.password;
         let stored_hash = user.password_hash.clone();
-        let password_matches = Self::blocking(move || verify_password(&password, &stored_hash)).await?;
+        let password_matches = self.blocking(move || verify_password(&password, &stored_hash)).await?;
         if !password_matches || !user.active {
             let reason = if user.active { "wrong_password" } else { "inactive" };
             self.record_login_failure(&user).await?;
@@ -95,7 +97,14 @@ impl AuthService {
             .await;
             return Err(AuthError::InvalidCredentials);
         }
-        if user.mfa_enabled && !self.accept_totp(&user, request.totp.as_deref()).await? {
+        // Re-read the lock: parallel guesses evaluated before the lock landed must not get in.
+        let current = self.find_user_by_id(user.id).await?.ok_or(AuthError::InvalidCredentials)?;
+        if let Some(locked) = self.locked(&current, context).await {
+            return Err(locked);
+        }
+        if current.mfa_enabled && !self.accept_totp(&current, request.totp.as_deref()).await? {
+            // Wrong codes count toward the lockout, or a stolen password would allow code guessing.
+            self.record_login_failure(&current).await?;
             self.audit(
                 context,
                 AuditEvent::new("login", Some(&target), "failure").with_detail(json!({"reason": "mfa"})),
@@ -103,6 +112,7 @@ impl AuthService {
             .await;
             return Err(AuthError::MfaRequired);
         }
+        let user = current;
         sqlx::query("DELETE FROM login_failures WHERE user_id = $1")
             .bind(user.id)
             .execute(&self.pool)
@@ -113,10 +123,28 @@ impl AuthService {
         Ok(pair)
     }
 
+    /// `Locked` (audited) while the account's lock lasts.
+    async fn locked(&self, user: &UserRow, context: &RequestContext) -> Option<AuthError> {
+        let locked_until = user.locked_until.filter(|until| *until > Utc::now())?;
+        let target = user.id.to_string();
+        self.audit(
+            context,
+            AuditEvent::new("login", Some(&target), "denied").with_detail(json!({"reason": "locked"})),
+        )
+        .await;
+        Some(AuthError::Locked { retry_after_s: seconds_until(locked_until) })
+    }
+
     /// Counts a failure and locks the account once the window holds the maximum.
-    async fn record_login_failure(&self, user: &UserRow) -> Result<(), AuthError> {
+    pub(super) async fn record_login_failure(&self, user: &UserRow) -> Result<(), AuthError> {
         let window_s = self.settings.lockout_window_s as f64;
         let mut transaction = self.pool.begin().await?;
+        // The row lock serializes concurrent failures of one account, so the count that decides
+        // the lock sees every earlier failure.
+        sqlx::query("SELECT 1 FROM users WHERE id = $1 FOR UPDATE")
+            .bind(user.id)
+            .execute(&mut *transaction)
+            .await?;
         sqlx::query("INSERT INTO login_failures (user_id) VALUES ($1)")
             .bind(user.id)
             .execute(&mut *transaction)
@@ -232,11 +260,13 @@ impl AuthService {
         let mut transaction = self.pool.begin().await?;
         // The row lock serializes concurrent refreshes of one token, so exactly one rotates it.
         let row: Option<RefreshRow> = sqlx::query_as(
-            "SELECT t.family_id, f.user_id, t.expires_at, t.used_at, t.revoked_at, f.revoked_at AS family_revoked_at
+            "SELECT t.family_id, f.user_id, t.expires_at, t.used_at, t.revoked_at, f.revoked_at AS family_revoked_at,
+                    t.used_at > now() - make_interval(secs => $2) AS within_grace
              FROM refresh_tokens t JOIN refresh_families f ON f.id = t.family_id
              WHERE t.token_hash = $1 FOR UPDATE OF t",
         )
         .bind(&presented_hash)
+        .bind(self.settings.refresh_grace_s as f64)
         .fetch_optional(&mut *transaction)
         .await?;
         let Some(row) = row else { return Err(INVALID) };
@@ -257,9 +287,8 @@ impl AuthService {
                 self.insert_refresh_token(&mut transaction, &successor, row.family_id, Some(&presented_hash))
                     .await?;
             }
-            Some(used_at) => {
-                let within_grace = (now - used_at).num_milliseconds()
-                    <= i64::try_from(self.settings.refresh_grace_s * 1000).unwrap_or(0);
+            Some(_) => {
+                let within_grace = row.within_grace == Some(true);
                 let successor_unused: Option<bool> =
                     sqlx::query_scalar("SELECT used_at IS NULL FROM refresh_tokens WHERE token_hash = $1")
                         .bind(token_hash(&successor))
@@ -285,7 +314,14 @@ impl AuthService {
                 }
             }
         }
-        let user = self.find_user_by_id(row.user_id).await?.filter(|user| user.active).ok_or(INVALID)?;
+        // On the transaction's own connection: a second pooled connection per refresh would let a
+        // burst of refreshes hold every connection while waiting for another.
+        let user = sqlx::query_as::<_, UserRow>(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1"))
+            .bind(row.user_id)
+            .fetch_optional(&mut *transaction)
+            .await?
+            .filter(|user| user.active)
+            .ok_or(INVALID)?;
         transaction.commit().await?;
         metrics::counter!("auth_refreshes_total").increment(1);
         self.pair_for(&user, row.family_id, successor)

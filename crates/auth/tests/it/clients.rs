@@ -135,6 +135,16 @@ async fn api_keys_are_shown_once_and_introspectable() {
     assert_eq!(introspected["active"], true);
     assert_eq!(introspected["username"], "keyholder");
 
+    let admin_key: Value = auth
+        .post("/api/v1/auth/api-keys", json!({"name": "narrow", "scopes": ["chat"]}), Some(&admin))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let narrow = auth.service.principal_for_api_key(admin_key["key"].as_str().unwrap()).await.unwrap();
+    assert!(!narrow.is_admin(), "an admin's key acts within its scopes only");
+    assert!(narrow.has_scope("chat") && !narrow.has_scope("tasks:write"));
+
     let id = created["id"].as_str().unwrap();
     let other = auth.user("someoneelse").await.1;
     let foreign = auth

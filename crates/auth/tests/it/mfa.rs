@@ -74,6 +74,26 @@ async fn totp_enrolment_skew_and_single_use() {
 }
 
 #[tokio::test]
+async fn wrong_totp_codes_count_toward_the_lockout() {
+    let auth = spawn().await;
+    let (_, access, _) = auth.user("mfauser").await;
+    let enrollment: Value =
+        auth.post("/api/v1/auth/mfa/enroll", json!({}), Some(&access)).await.json().await.unwrap();
+    let secret = secret_of(&enrollment);
+    assert_eq!(
+        auth.post("/api/v1/auth/mfa/confirm", json!({"code": code(&secret, -30)}), Some(&access))
+            .await
+            .status(),
+        204
+    );
+    for attempt in 0..5 {
+        assert_eq!(login_with(&auth, Some("000000")).await.status(), 401, "attempt {attempt}");
+    }
+    let locked = login_with(&auth, Some(&code(&secret, 0))).await;
+    assert_eq!(locked.status(), 423, "guessing codes with the right password locks the account");
+}
+
+#[tokio::test]
 async fn disabling_mfa_with_a_current_code() {
     let auth = spawn().await;
     let (_, access, _) = auth.user("mfauser").await;

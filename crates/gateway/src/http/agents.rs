@@ -63,10 +63,11 @@ pub(crate) struct AgentFilters {
     responses((status = 200), (status = 503)), security(("bearer" = [])))]
 pub(crate) async fn list_agents(
     State(state): State<AppState>,
-    _principal: Principal,
+    principal: Principal,
     page: Page,
     Query(filters): Query<AgentFilters>,
 ) -> Result<Json<PageOf<AgentView>>, ApiError> {
+    sutazai_kit::auth::require_scope(&principal, "agents:read")?;
     let request = pb::ListAgentsRequest {
         status: pb::AgentStatus::Unspecified.into(),
         capability: filters.capability.unwrap_or_default(),
@@ -81,9 +82,10 @@ pub(crate) async fn list_agents(
     responses((status = 200, body = AgentView), (status = 404), (status = 503)), security(("bearer" = [])))]
 pub(crate) async fn get_agent(
     State(state): State<AppState>,
-    _principal: Principal,
+    principal: Principal,
     Path(id): Path<String>,
 ) -> Result<Json<AgentView>, ApiError> {
+    sutazai_kit::auth::require_scope(&principal, "agents:read")?;
     let agent_id = sutazai_kit::http::parse_uuid("id", &id)?.to_string();
     let response = state
         .downstreams

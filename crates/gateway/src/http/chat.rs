@@ -2,13 +2,11 @@
 //! with their status (unknown model 400 listing the models, unreachable 503), never a 200 with an
 //! error text. Every exchange is stored in the caller's conversation history.
 
-use std::convert::Infallible;
 use std::time::Instant;
 
 use axum::Json;
 use axum::extract::State;
-use axum::response::sse::{Event, KeepAlive, Sse};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -20,6 +18,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::AppState;
+use super::sse::{json_event, sse_from};
 
 /// Largest prompt or message, in bytes (API.md: 32 KiB).
 const MAX_TEXT_BYTES: usize = 32 * 1024;
@@ -131,6 +130,18 @@ fn chat_request(body: &ChatBody) -> Result<ChatRequest, ApiError> {
     })
 }
 
+/// A conversation to continue must be the caller's: another user's is a 404, before any LLM call.
+async fn check_conversation(
+    state: &AppState,
+    principal: &Principal,
+    id: Option<Uuid>,
+) -> Result<(), ApiError> {
+    let Some(id) = id else { return Ok(()) };
+    let found =
+        state.conversations.get(&principal.subject, id).await.map_err(|error| ApiError::internal(&error))?;
+    found.map(|_| ()).ok_or_else(|| ApiError::new(ServiceErrorCode::NotFound, "conversation not found"))
+}
+
 /// Stores the new turns of an exchange; a conversation id that is not the caller's is a 404.
 async fn remember(
     state: &AppState,
@@ -168,14 +179,7 @@ pub(crate) async fn chat(
 ) -> Result<Json<ChatAnswer>, ApiError> {
     sutazai_kit::auth::require_scope(&principal, "chat")?;
     let request = chat_request(&body)?;
-    if let Some(id) = body.conversation_id {
-        state
-            .conversations
-            .get(&principal.subject, id)
-            .await
-            .map_err(|error| ApiError::internal(&error))?
-            .ok_or_else(|| ApiError::new(ServiceErrorCode::NotFound, "conversation not found"))?;
-    }
+    check_conversation(&state, &principal, body.conversation_id).await?;
     let started = Instant::now();
     let outcome = state
         .llm
@@ -197,16 +201,6 @@ pub(crate) async fn chat(
     }))
 }
 
-fn json_event(name: Option<&str>, data: &Value) -> Event {
-    // The event name goes first: axum writes fields in the order they are set, and clients
-    // reading line by line should know the event before its data.
-    let event = match name {
-        Some(name) => Event::default().event(name),
-        None => Event::default(),
-    };
-    event.data(data.to_string())
-}
-
 #[utoipa::path(post, path = "/api/v1/chat/stream", tag = "chat", request_body = ChatBody,
     responses((status = 200, description = "text/event-stream: `data: {\"delta\"}` frames, then `event: done` with usage, or `event: error`"),
         (status = 400), (status = 422), (status = 503)), security(("bearer" = [])))]
@@ -217,13 +211,15 @@ pub(crate) async fn chat_stream(
 ) -> Result<Response, ApiError> {
     sutazai_kit::auth::require_scope(&principal, "chat")?;
     let mut request = chat_request(&body)?;
+    check_conversation(&state, &principal, body.conversation_id).await?;
     // Errors known before the first token (unknown model, LLM down) are ordinary error responses.
+    // Streams are never served from the cache: `use_cache` does not apply to them.
     let model = state.llm.available_model(&request.model).await.map_err(llm_error)?;
     request.model = model.clone();
     let mut chunks = state.llm.chat_stream(request.clone()).await.map_err(llm_error)?;
     let conversation_id = body.conversation_id;
     let started = Instant::now();
-    let events = async_stream_events(move |sender| async move {
+    let events = sse_from(move |sender| async move {
         let mut answer = String::new();
         while let Some(item) = chunks.next().await {
             match item {
@@ -260,22 +256,7 @@ pub(crate) async fn chat_stream(
         let _ =
             sender.send(json_event(Some("error"), &serde_json::to_value(problem).unwrap_or_default())).await;
     });
-    Ok(Sse::new(events).keep_alive(KeepAlive::default()).into_response())
-}
-
-/// Runs `producer` feeding a channel and exposes it as an SSE event stream.
-fn async_stream_events<F, Fut>(
-    producer: F,
-) -> impl futures_util::Stream<Item = Result<Event, Infallible>> + Send + 'static
-where
-    F: FnOnce(tokio::sync::mpsc::Sender<Event>) -> Fut,
-    Fut: std::future::Future<Output = ()> + Send + 'static,
-{
-    let (sender, receiver) = tokio::sync::mpsc::channel(32);
-    tokio::spawn(producer(sender));
-    futures_util::stream::unfold(receiver, |mut receiver| async move {
-        receiver.recv().await.map(|event| (Ok(event), receiver))
-    })
+    Ok(events)
 }
 
 /// `POST /api/v1/batch`.
@@ -305,6 +286,8 @@ pub(crate) struct BatchResult {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Object)]
     error: Option<Value>,
+    #[serde(skip)]
+    failure_code: Option<ServiceErrorCode>,
 }
 
 #[utoipa::path(post, path = "/api/v1/batch", tag = "chat", request_body = BatchBody,
@@ -356,6 +339,7 @@ pub(crate) async fn batch(
                         cached: Some(outcome.cached),
                         usage: Some(outcome.response.usage),
                         error: None,
+                        failure_code: None,
                     },
                     Err(error) => {
                         let api_error = llm_error(error);
@@ -365,6 +349,7 @@ pub(crate) async fn batch(
                             cached: None,
                             usage: None,
                             error: Some(json!({"code": api_error.code(), "detail": api_error.detail()})),
+                            failure_code: Some(api_error.code()),
                         }
                     }
                 }
@@ -373,6 +358,15 @@ pub(crate) async fn batch(
         .buffered(BATCH_CONCURRENCY)
         .collect()
         .await;
+    // The model list may still be cached while the LLM is down: a batch in which nothing could be
+    // answered is the LLM's failure, not a 200 full of errors.
+    let nothing_answered = results.iter().all(|result| result.response.is_none());
+    if nothing_answered
+        && let Some(code) = results.iter().find_map(|result| result.failure_code)
+        && matches!(code, ServiceErrorCode::Unavailable | ServiceErrorCode::Timeout)
+    {
+        return Err(ApiError::new(code, "the LLM answered none of the prompts"));
+    }
     Ok(Json(json!({"model": model, "results": results})))
 }
 

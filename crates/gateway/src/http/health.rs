@@ -93,7 +93,14 @@ pub(crate) async fn detailed(State(state): State<AppState>) -> Response {
             .map_err(|_| "PING failed".to_owned())
     });
     let llm = std::sync::Arc::clone(&state.llm);
-    let llm_check = timed(timeout, async move { llm.probe().await.map_err(|error| error.to_string()) });
+    // The page is public: say what kind of failure, not the provider's words.
+    let llm_check = timed(timeout, async move {
+        llm.probe().await.map_err(|error| match error.code() {
+            sutazai_types::ServiceErrorCode::Timeout => "timed out".to_owned(),
+            sutazai_types::ServiceErrorCode::Unavailable => "unreachable".to_owned(),
+            _ => "probe failed".to_owned(),
+        })
+    });
     let auth_url = format!("{}/.well-known/jwks.json", state.settings.auth_url);
     let http = state.http.clone();
     let auth_check = timed(timeout, async move {

@@ -9,6 +9,7 @@ mod health;
 mod openapi;
 mod paging;
 mod resources;
+mod sse;
 mod tasks;
 mod vectors;
 mod workflows;

@@ -63,16 +63,3 @@ pub(crate) fn routes() -> Router {
         )
         .layer(SetResponseHeaderLayer::overriding(header::CONTENT_SECURITY_POLICY, csp))
 }
-
-#[cfg(test)]
-mod snapshot_tmp {
-    use super::*;
-    #[test]
-    fn dump_openapi_tmp() {
-        let doc = ApiDoc::openapi()
-            .merge_from(vectors::VectorsDoc::openapi())
-            .merge_from(hardware::HardwareDoc::openapi())
-            .merge_from(resources::ResourcesDoc::openapi());
-        std::fs::write(std::env::var("OPENAPI_DUMP").unwrap(), doc.to_pretty_json().unwrap()).unwrap();
-    }
-}

@@ -5,9 +5,10 @@
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{Value, json};
 use sutazai_kit::auth::Principal;
 use sutazai_kit::http::{ApiError, Page, PageOf, parse_uuid};
 use sutazai_proto::json::{from_proto_value, to_proto_value};
@@ -17,6 +18,7 @@ use utoipa::ToSchema;
 
 use super::AppState;
 use super::paging::{page_of, page_request};
+use super::sse::{json_event, sse_from};
 use crate::downstream::ORCHESTRATOR;
 
 /// A task as clients see it.
@@ -186,6 +188,7 @@ pub(crate) async fn get_task(
     principal: Principal,
     Path(id): Path<String>,
 ) -> Result<Json<TaskView>, ApiError> {
+    sutazai_kit::auth::require_scope(&principal, "tasks:read")?;
     let task_id = parse_uuid("id", &id)?.to_string();
     let request = pb::GetTaskRequest { task_id, owner: owner_of(&principal) };
     let response =
@@ -211,6 +214,7 @@ pub(crate) async fn list_tasks(
     page: Page,
     Query(filters): Query<TaskFilters>,
 ) -> Result<Json<PageOf<TaskView>>, ApiError> {
+    sutazai_kit::auth::require_scope(&principal, "tasks:read")?;
     let status = match filters.status.as_deref() {
         None | Some("") => pb::TaskStatus::Unspecified,
         Some(text) => status_filter(
@@ -275,23 +279,64 @@ impl From<pb::TaskEvent> for TaskEventView {
     }
 }
 
-#[utoipa::path(get, path = "/api/v1/tasks/{id}/events", tag = "tasks", params(("id" = String, Path)),
-    responses((status = 200), (status = 404), (status = 503)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/tasks/{id}/events", tag = "tasks",
+    params(("id" = String, Path), ("follow" = Option<bool>, Query, description = "stream new transitions as server-sent events")),
+    responses((status = 200, description = "a page of transitions, or with `follow=true` a text/event-stream of `task_event` frames"),
+        (status = 404), (status = 503)), security(("bearer" = [])))]
 pub(crate) async fn task_events(
     State(state): State<AppState>,
     principal: Principal,
     Path(id): Path<String>,
     page: Page,
-) -> Result<Json<PageOf<TaskEventView>>, ApiError> {
+    Query(follow): Query<Follow>,
+) -> Result<Response, ApiError> {
+    sutazai_kit::auth::require_scope(&principal, "tasks:read")?;
     let task_id = parse_uuid("id", &id)?.to_string();
-    let request = pb::ListTaskEventsRequest {
-        task_id,
-        owner: owner_of(&principal),
-        page: Some(page_request(page)),
-    };
+    if follow.follow {
+        return follow_task_events(state, owner_of(&principal), task_id).await;
+    }
+    let request =
+        pb::ListTaskEventsRequest { task_id, owner: owner_of(&principal), page: Some(page_request(page)) };
     let response = state
         .downstreams
         .call(ORCHESTRATOR, state.downstreams.orchestrator().list_task_events(request))
         .await?;
-    Ok(Json(page_of(response.events, response.page, page)))
+    Ok(Json(page_of::<_, TaskEventView>(response.events, response.page, page)).into_response())
+}
+
+/// `?follow=true`.
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct Follow {
+    #[serde(default)]
+    follow: bool,
+}
+
+/// Streams the task's transitions as they happen (the orchestrator's `WatchTaskEvents`), each as
+/// an SSE `task_event` frame carrying JSON; the stream ends with `event: done` when the
+/// orchestrator closes it (the task reached a terminal state) or `event: error`.
+async fn follow_task_events(state: AppState, owner: String, task_id: String) -> Result<Response, ApiError> {
+    let request = pb::WatchTaskEventsRequest { task_id, owner, after_sequence: 0 };
+    let mut events = state
+        .downstreams
+        .call(ORCHESTRATOR, state.downstreams.orchestrator().watch_task_events(request))
+        .await?;
+    Ok(sse_from(move |sender| async move {
+        loop {
+            let (frame, last) = match events.message().await {
+                Ok(Some(pb::WatchTaskEventsResponse { event: Some(event) })) => {
+                    (json_event(Some("task_event"), &json!(TaskEventView::from(event))), false)
+                }
+                Ok(Some(_)) => continue,
+                Ok(None) => (json_event(Some("done"), &json!({})), true),
+                Err(status) => {
+                    let error = sutazai_kit::grpc::api_error_from_status(ORCHESTRATOR, &status);
+                    let problem = sutazai_kit::http::Problem::new(error.code(), error.detail());
+                    (json_event(Some("error"), &json!(problem)), true)
+                }
+            };
+            if sender.send(frame).await.is_err() || last {
+                return;
+            }
+        }
+    }))
 }

@@ -185,6 +185,7 @@ pub(crate) async fn get_workflow(
     principal: Principal,
     Path(id): Path<String>,
 ) -> Result<Json<WorkflowView>, ApiError> {
+    sutazai_kit::auth::require_scope(&principal, "tasks:read")?;
     let workflow_id = parse_uuid("id", &id)?.to_string();
     let owner = if principal.is_admin() { String::new() } else { principal.subject.clone() };
     let request = pb::GetWorkflowRequest { workflow_id, owner };

@@ -63,10 +63,15 @@ async fn unknown_model_is_400_listing_the_models() {
 async fn llm_down_is_503_not_200() {
     let platform = platform().await;
     let token = platform.user("downuser").await;
-    platform.ollama.fail_next(10, sutazai_testkit::fake_ollama::StatusCode::SERVICE_UNAVAILABLE);
+    // The model list is cached first, so the failures below come from the generations themselves.
+    assert_eq!(platform.get("/api/v1/models", &token).await.status(), 200);
+    platform.ollama.fail_next(100, sutazai_testkit::fake_ollama::StatusCode::SERVICE_UNAVAILABLE);
     let response = platform.post("/api/v1/chat", &token, json!({"message": "hi", "use_cache": false})).await;
     assert_eq!(response.status(), 503);
     assert_eq!(problem(response).await["code"], "unavailable");
+    let batch =
+        platform.post("/api/v1/batch", &token, json!({"prompts": ["a", "b"], "use_cache": false})).await;
+    assert_eq!(batch.status(), 503, "a batch the LLM could not answer at all is not a 200");
 }
 
 #[tokio::test]

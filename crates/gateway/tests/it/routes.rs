@@ -92,9 +92,19 @@ async fn routes_of_services_not_running_answer_503() {
     assert_eq!(problem(submit).await["detail"], "orchestrator unavailable");
     let get = platform.get(&format!("/api/v1/tasks/{task_id}"), &token).await;
     assert_eq!(get.status(), 503);
+    let follow = platform.get(&format!("/api/v1/tasks/{task_id}/events?follow=true"), &token).await;
+    assert_eq!(follow.status(), 503, "known before streaming: an ordinary error response");
     let agents = platform.get("/api/v1/agents", &token).await;
     assert_eq!(agents.status(), 503);
     assert_eq!(problem(agents).await["detail"], "coordinator unavailable");
+    let preempting = platform
+        .post(
+            "/api/v1/resources/leases",
+            &token,
+            json!({"resource": "cpu", "amount": 1, "ttl_s": 60, "priority": 9}),
+        )
+        .await;
+    assert_eq!(preempting.status(), 403, "preempting priorities are for admins");
     let bad_priority = platform.post("/api/v1/tasks", &token, json!({"type": "x", "priority": 12})).await;
     assert_eq!(bad_priority.status(), 422, "validation happens before the downstream call");
 }

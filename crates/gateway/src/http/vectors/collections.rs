@@ -214,6 +214,8 @@ pub(crate) async fn delete_collection(
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     require_collection_access(&principal, WRITE_SCOPE, &name)?;
+    // Collections have no owner yet (one namespace for everyone), so dropping one takes an admin.
+    sutazai_kit::auth::require_admin(&principal)?;
     let request = pb::DeleteCollectionRequest { name };
     state.downstreams.call(VECTOR, state.downstreams.vector().delete_collection(request)).await?;
     Ok(StatusCode::NO_CONTENT)
