@@ -11,10 +11,14 @@ CREATE TABLE IF NOT EXISTS outbox (
     headers     JSONB       NOT NULL DEFAULT '{}'::jsonb,
     priority    SMALLINT,
     created_at  TIMESTAMPTZ NOT NULL DEFAULT now(),
-    sent_at     TIMESTAMPTZ
+    sent_at     TIMESTAMPTZ,
+    -- a row the broker refused (unroutable, nacked) is retried, then parked for an operator
+    attempts    INT NOT NULL DEFAULT 0,
+    last_error  TEXT,
+    parked_at   TIMESTAMPTZ
 );
 
-CREATE INDEX IF NOT EXISTS outbox_unsent ON outbox (id) WHERE sent_at IS NULL;
+CREATE INDEX IF NOT EXISTS outbox_unsent ON outbox (id) WHERE sent_at IS NULL AND parked_at IS NULL;
 
 CREATE TABLE IF NOT EXISTS inbox (
     consumer     TEXT        NOT NULL,

@@ -77,7 +77,11 @@ pub struct Consumer<H> {
     handler: Arc<H>,
     retry_publisher: Arc<Publisher>,
     prefetch: u16,
+    drain_timeout: Duration,
 }
+
+/// How long in-flight handlers may run on after shutdown starts.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Delay before consuming again after the connection or channel failed.
 const RECONSUME_DELAY: Duration = Duration::from_secs(1);
@@ -88,12 +92,25 @@ impl<H: MessageHandler> Consumer<H> {
     pub fn new(client: AmqpClient, queue: QueueSpec, handler: H) -> Self {
         let prefetch = client.settings().prefetch;
         let retry_publisher = Arc::new(Publisher::new(client.clone()));
-        Self { client, queue, handler: Arc::new(handler), retry_publisher, prefetch }
+        Self {
+            client,
+            queue,
+            handler: Arc::new(handler),
+            retry_publisher,
+            prefetch,
+            drain_timeout: DRAIN_TIMEOUT,
+        }
     }
 
     /// Overrides the prefetch (for example 1 for long tasks, so one worker does not hoard them).
     pub fn with_prefetch(mut self, prefetch: u16) -> Self {
         self.prefetch = prefetch.max(1);
+        self
+    }
+
+    /// Overrides how long in-flight handlers may finish after shutdown starts.
+    pub fn with_drain_timeout(mut self, drain_timeout: Duration) -> Self {
+        self.drain_timeout = drain_timeout;
         self
     }
 
@@ -160,10 +177,17 @@ impl<H: MessageHandler> Consumer<H> {
                 tracing::debug!(%error, "cancel consumer");
             }
         }
-        while let Some(joined) = in_flight.join_next().await {
-            if let Err(error) = joined {
-                tracing::error!(%error, "message task failed");
+        // Handlers get a bounded time to finish; the rest are dropped unacked, and the broker
+        // redelivers their messages to another consumer.
+        let drain = async {
+            while let Some(joined) = in_flight.join_next().await {
+                if let Err(error) = joined {
+                    tracing::error!(%error, "message task failed");
+                }
             }
+        };
+        if tokio::time::timeout(self.drain_timeout, drain).await.is_err() {
+            tracing::warn!(queue = %self.queue.name, "handlers still running after the drain timeout; abandoning them");
         }
         if stream_result.is_ok() {
             let _ = channel.close(200, "consumer stopped".into()).await;
@@ -183,7 +207,8 @@ async fn handle_delivery<H: MessageHandler>(
         message_id: delivery.properties.message_id().as_ref().map(|id| id.as_str().to_owned()),
         attempt: headers::attempt(properties_headers.as_ref()),
         redelivered: delivery.redelivered,
-        routing_key: delivery.routing_key.as_str().to_owned(),
+        routing_key: headers::original_routing_key(properties_headers.as_ref())
+            .unwrap_or_else(|| delivery.routing_key.as_str().to_owned()),
     };
     let span = tracing::info_span!(
         "amqp.consume",
@@ -233,7 +258,8 @@ async fn settle(
                 priority: *delivery.properties.priority(),
                 headers: delivery.properties.headers().clone().unwrap_or_default(),
             }
-            .with_attempt(next_attempt);
+            .with_attempt(next_attempt)
+            .with_original_routing_key(&context.routing_key);
             match retry_publisher.publish(retry).await {
                 Ok(()) => {
                     metrics::counter!("amqp_consumed_total", "queue" => queue_label, "outcome" => "retried")

@@ -35,6 +35,19 @@ impl Extractor for FieldTableExtractor<'_> {
     }
 }
 
+/// Header carrying the routing key a message was first published with; a delayed retry comes
+/// back through the default exchange with the queue's name as its key.
+pub const ORIGINAL_ROUTING_KEY_HEADER: &str = "x-original-routing-key";
+
+/// The original routing key of a retried message.
+pub fn original_routing_key(headers: Option<&FieldTable>) -> Option<String> {
+    match headers?.inner().get(ORIGINAL_ROUTING_KEY_HEADER)? {
+        AMQPValue::LongString(value) => std::str::from_utf8(value.as_bytes()).ok().map(str::to_owned),
+        AMQPValue::ShortString(value) => Some(value.as_str().to_owned()),
+        _ => None,
+    }
+}
+
 /// The attempt number in `headers`, 1 when absent or malformed.
 pub fn attempt(headers: Option<&FieldTable>) -> u32 {
     let value = headers.and_then(|table| table.inner().get(ATTEMPT_HEADER));

@@ -116,6 +116,9 @@ struct OutboxRow {
     priority: Option<i16>,
 }
 
+/// Refusals of one row before it is parked.
+const MAX_PUBLISH_ATTEMPTS: i32 = 5;
+
 /// How long sent rows are kept for inspection before they are deleted.
 const DEFAULT_RETENTION: Duration = Duration::from_secs(24 * 3600);
 /// How often sent rows past their retention are deleted.
@@ -139,14 +142,15 @@ impl OutboxRelay {
         self
     }
 
-    /// Publishes one batch; returns how many rows were sent.
+    /// Publishes one batch; returns how many rows it handled (sent, or refused and counted), so
+    /// a full batch means more may be waiting.
     pub async fn relay_batch(&self) -> Result<usize, OutboxError> {
         let mut transaction = self.pool.begin().await?;
         // SKIP LOCKED lets several relay instances share the table without sending a row twice
         // while both are alive.
         let rows: Vec<OutboxRow> = sqlx::query_as(
             "SELECT id, message_id, exchange, routing_key, payload, headers, priority
-             FROM outbox WHERE sent_at IS NULL ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
+             FROM outbox WHERE sent_at IS NULL AND parked_at IS NULL ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
         )
         .bind(self.batch_size)
         .fetch_all(&mut *transaction)
@@ -160,14 +164,51 @@ impl OutboxRelay {
             ids.push(row.id);
             messages.push(outgoing(row)?);
         }
-        self.publisher.publish_batch(messages).await?;
+        // Each row's own outcome is recorded: one refused message must neither hold back the rows
+        // after it nor make the broker receive the accepted ones again.
+        let outcomes = self.publisher.publish_each(messages).await?;
+        let handled = ids.len();
+        let mut sent = Vec::new();
+        for (id, outcome) in ids.into_iter().zip(outcomes) {
+            match outcome {
+                Ok(()) => sent.push(id),
+                Err(error) => self.record_refusal(&mut transaction, id, &error.to_string()).await?,
+            }
+        }
         sqlx::query("UPDATE outbox SET sent_at = now() WHERE id = ANY($1)")
-            .bind(&ids)
+            .bind(&sent)
             .execute(&mut *transaction)
             .await?;
         transaction.commit().await?;
-        metrics::counter!("outbox_relayed_total").increment(ids.len() as u64);
-        Ok(ids.len())
+        metrics::counter!("outbox_relayed_total").increment(sent.len() as u64);
+        Ok(handled)
+    }
+
+    /// Counts a refusal; after [`MAX_PUBLISH_ATTEMPTS`] the row is parked (kept, not retried) and
+    /// an operator sees it in the log and in `outbox_parked_total`.
+    async fn record_refusal(
+        &self,
+        transaction: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+        id: i64,
+        error: &str,
+    ) -> Result<(), OutboxError> {
+        let parked: Option<bool> = sqlx::query_scalar(
+            "UPDATE outbox SET attempts = attempts + 1, last_error = $2,
+                 parked_at = CASE WHEN attempts + 1 >= $3 THEN now() END
+             WHERE id = $1 RETURNING parked_at IS NOT NULL",
+        )
+        .bind(id)
+        .bind(error)
+        .bind(MAX_PUBLISH_ATTEMPTS)
+        .fetch_optional(&mut **transaction)
+        .await?;
+        if parked == Some(true) {
+            tracing::error!(outbox_id = id, %error, "outbox row parked after repeated refusals");
+            metrics::counter!("outbox_parked_total").increment(1);
+        } else {
+            tracing::warn!(outbox_id = id, %error, "broker refused an outbox row; will retry");
+        }
+        Ok(())
     }
 
     /// Relays until `shutdown` fires.

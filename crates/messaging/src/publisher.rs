@@ -92,6 +92,17 @@ impl OutgoingMessage {
         self
     }
 
+    /// Records the routing key the message was first published with (kept across retries).
+    pub fn with_original_routing_key(mut self, routing_key: &str) -> Self {
+        if !self.headers.inner().contains_key(crate::headers::ORIGINAL_ROUTING_KEY_HEADER) {
+            self.headers.insert(
+                ShortString::from(crate::headers::ORIGINAL_ROUTING_KEY_HEADER),
+                lapin::types::AMQPValue::LongString(lapin::types::LongString::from(routing_key)),
+            );
+        }
+        self
+    }
+
     /// Sets the attempt header.
     pub fn with_attempt(mut self, attempt: u32) -> Self {
         set_attempt(&mut self.headers, attempt);
@@ -144,6 +155,19 @@ impl Publisher {
     /// for the batch instead of one per message). Fails on the first refused message; earlier
     /// ones may have been accepted.
     pub async fn publish_batch(&self, messages: Vec<OutgoingMessage>) -> Result<(), PublishError> {
+        for outcome in self.publish_each(messages).await? {
+            outcome?;
+        }
+        Ok(())
+    }
+
+    /// Like [`Publisher::publish_batch`], but reports each message's outcome, so a caller can
+    /// record which were accepted when one was refused. `Err` only when the channel failed, in
+    /// which case nothing is known about any of them.
+    pub async fn publish_each(
+        &self,
+        messages: Vec<OutgoingMessage>,
+    ) -> Result<Vec<Result<(), PublishError>>, PublishError> {
         let mut guard = self.channel.lock().await;
         let channel = match guard.as_ref().filter(|channel| channel.status().connected()) {
             Some(channel) => channel.clone(),
@@ -167,7 +191,7 @@ async fn publish_on(
     client: &AmqpClient,
     channel: &Channel,
     messages: &[OutgoingMessage],
-) -> Result<(), PublishError> {
+) -> Result<Vec<Result<(), PublishError>>, PublishError> {
     let mut pending: Vec<(&OutgoingMessage, PublisherConfirm)> = Vec::with_capacity(messages.len());
     for message in messages {
         // `mandatory` makes the broker return a message no queue would receive.
@@ -183,24 +207,25 @@ async fn publish_on(
             .await?;
         pending.push((message, confirm));
     }
+    let mut outcomes = Vec::with_capacity(pending.len());
     for (message, confirm) in pending {
-        match confirm.await? {
+        let outcome = match confirm.await? {
             Confirmation::Ack(None) => {
                 metrics::counter!("amqp_published_total", "exchange" => message.exchange.clone())
                     .increment(1);
+                Ok(())
             }
-            Confirmation::Ack(Some(_returned)) => {
-                return Err(PublishError::Unroutable {
-                    exchange: message.exchange.clone(),
-                    routing_key: message.routing_key.clone(),
-                });
-            }
+            Confirmation::Ack(Some(_returned)) => Err(PublishError::Unroutable {
+                exchange: message.exchange.clone(),
+                routing_key: message.routing_key.clone(),
+            }),
             // Publisher channels are always in confirm mode, so `NotRequested` means the broker did
             // not vouch for the message: report it like a refusal rather than assume success.
             Confirmation::Nack(_) | Confirmation::NotRequested => {
-                return Err(PublishError::Nacked { message_id: message.message_id.clone() });
+                Err(PublishError::Nacked { message_id: message.message_id.clone() })
             }
-        }
+        };
+        outcomes.push(outcome);
     }
-    Ok(())
+    Ok(outcomes)
 }

@@ -164,6 +164,7 @@ async fn delayed_retry_arrives_after_its_delay() {
     let (_, second, second_at) =
         tokio::time::timeout(Duration::from_secs(10), calls.recv()).await.unwrap().unwrap();
     assert_eq!((first.attempt, second.attempt), (1, 2));
+    assert_eq!(second.routing_key, "test.job", "a retry keeps the key it was published with");
     let waited = second_at - first_at;
     assert!(waited >= delay, "retried after {waited:?}, before its {delay:?} delay");
     assert!(waited < delay * 5, "retried after {waited:?}, far later than its {delay:?} delay");

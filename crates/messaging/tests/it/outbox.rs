@@ -201,3 +201,58 @@ async fn relay_wakes_on_commit_without_waiting_for_a_sweep() {
     pool.close().await;
     database.drop_database().await;
 }
+
+#[tokio::test]
+async fn a_refused_row_is_parked_without_holding_back_the_others() {
+    let database = TestDatabase::create().await;
+    let pool =
+        sutazai_kit::postgres::connect_and_migrate(&database.settings(), "svc", vec![outbox::migrator()])
+            .await
+            .unwrap();
+    let queue = QueueSpec::new("parking");
+    let (client, topology) = setup(queue.clone()).await;
+    let mut transaction = pool.begin().await.unwrap();
+    outbox::enqueue(
+        &mut *transaction,
+        EXCHANGE,
+        "nobody.listens",
+        &Event { sequence: 0, committed: true },
+        None,
+    )
+    .await
+    .unwrap();
+    for sequence in 1..=3 {
+        outbox::enqueue(&mut *transaction, EXCHANGE, "test.ok", &Event { sequence, committed: true }, None)
+            .await
+            .unwrap();
+    }
+    transaction.commit().await.unwrap();
+
+    let relay = OutboxRelay::new(pool.clone(), Publisher::new(client.clone()));
+    assert_eq!(relay.relay_batch().await.unwrap(), 4, "every row handled in the first pass");
+    let mut delivered = 0;
+    while crate::take_one(&client, "parking").await.is_some() {
+        delivered += 1;
+    }
+    assert_eq!(delivered, 3, "the good rows went out despite the unroutable one before them");
+    for _ in 0..4 {
+        relay.relay_batch().await.unwrap();
+    }
+    let (attempts, parked, last_error): (i32, bool, Option<String>) = sqlx::query_as(
+        "SELECT attempts, parked_at IS NOT NULL, last_error FROM outbox WHERE routing_key = 'nobody.listens'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!((attempts, parked), (5, true));
+    assert!(last_error.unwrap().contains("no queue bound"));
+    assert_eq!(relay.relay_batch().await.unwrap(), 0, "a parked row is not retried");
+    let sent: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox WHERE sent_at IS NOT NULL")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(sent, 3, "the accepted rows are marked sent once");
+    topology.delete(&client).await.unwrap();
+    pool.close().await;
+    database.drop_database().await;
+}
