@@ -106,10 +106,14 @@ where
         .prefix_separator(ENV_SEPARATOR)
         .separator(ENV_SEPARATOR)
         .try_parsing(true)
-        .list_separator(",")
         .source(Some(env_map));
-    for list_key in sources.list_keys {
-        environment = environment.with_list_parse_key(list_key);
+    // The config crate splits every value once a list separator is set and no list keys are
+    // named; only set it when some keys are lists.
+    if !sources.list_keys.is_empty() {
+        environment = environment.list_separator(",");
+        for list_key in sources.list_keys {
+            environment = environment.with_list_parse_key(list_key);
+        }
     }
     let merged =
         builder.add_source(environment).build().map_err(|error| ConfigError::Load(error.to_string()))?;
@@ -497,6 +501,17 @@ mod tests {
         let error = load_with(&[("SUTAZAI__HTTP__BODY_LIMIT", "10")]).unwrap_err().to_string();
         assert!(error.contains("body_limit"), "{error}");
         assert!(error.contains("unknown field"), "{error}");
+    }
+
+    #[test]
+    fn strings_load_when_no_key_is_a_list() {
+        let sample: Sample = load(ConfigSources {
+            defaults_toml: DEFAULTS,
+            env: [("SUTAZAI__SECURITY__MASTER_KEY".to_owned(), "a,b".repeat(12))].into_iter().collect(),
+            ..ConfigSources::default()
+        })
+        .unwrap();
+        assert_eq!(sample.security.master_key.unwrap().expose(), "a,b".repeat(12));
     }
 
     #[test]
