@@ -48,7 +48,6 @@ pub struct TokenPair {
 #[derive(sqlx::FromRow)]
 struct RefreshRow {
     family_id: Uuid,
-    user_id: Uuid,
     expires_at: DateTime<Utc>,
     used_at: Option<DateTime<Utc>>,
     revoked_at: Option<DateTime<Utc>>,
@@ -56,6 +55,9 @@ struct RefreshRow {
     /// Whether `used_at` lies within the grace window, by the database's clock (the one that
     /// wrote `used_at`).
     within_grace: Option<bool>,
+    /// The family's user, read with the token so a refresh costs one query fewer.
+    #[sqlx(flatten)]
+    user: UserRow,
 }
 
 impl AuthService {
@@ -259,12 +261,17 @@ impl AuthService {
         let presented_hash = token_hash(presented);
         let mut transaction = self.pool.begin().await?;
         // The row lock serializes concurrent refreshes of one token, so exactly one rotates it.
-        let row: Option<RefreshRow> = sqlx::query_as(
-            "SELECT t.family_id, f.user_id, t.expires_at, t.used_at, t.revoked_at, f.revoked_at AS family_revoked_at,
-                    t.used_at > now() - make_interval(secs => $2) AS within_grace
-             FROM refresh_tokens t JOIN refresh_families f ON f.id = t.family_id
+        let user_columns =
+            USER_COLUMNS.split(", ").map(|column| format!("u.{}", column.trim())).collect::<Vec<_>>();
+        let row: Option<RefreshRow> = sqlx::query_as(&format!(
+            "SELECT t.family_id, t.expires_at, t.used_at, t.revoked_at, f.revoked_at AS family_revoked_at,
+                    t.used_at > now() - make_interval(secs => $2) AS within_grace, {}
+             FROM refresh_tokens t
+             JOIN refresh_families f ON f.id = t.family_id
+             JOIN users u ON u.id = f.user_id
              WHERE t.token_hash = $1 FOR UPDATE OF t",
-        )
+            user_columns.join(", ")
+        ))
         .bind(&presented_hash)
         .bind(self.settings.refresh_grace_s as f64)
         .fetch_optional(&mut *transaction)
@@ -280,12 +287,20 @@ impl AuthService {
         let successor = refresh_successor(&self.refresh_key, presented);
         match row.used_at {
             None => {
-                sqlx::query("UPDATE refresh_tokens SET used_at = now() WHERE token_hash = $1")
-                    .bind(&presented_hash)
-                    .execute(&mut *transaction)
-                    .await?;
-                self.insert_refresh_token(&mut transaction, &successor, row.family_id, Some(&presented_hash))
-                    .await?;
+                // Marking the token used and inserting its successor is one statement (one round
+                // trip): refresh is the hottest write path of the service.
+                sqlx::query(
+                    "WITH marked AS (
+                         UPDATE refresh_tokens SET used_at = now() WHERE token_hash = $1 RETURNING family_id
+                     )
+                     INSERT INTO refresh_tokens (token_hash, family_id, parent_hash, expires_at)
+                     SELECT $2, family_id, $1, now() + make_interval(secs => $3) FROM marked",
+                )
+                .bind(&presented_hash)
+                .bind(token_hash(&successor))
+                .bind(refresh_ttl(&self.settings).as_secs_f64())
+                .execute(&mut *transaction)
+                .await?;
             }
             Some(_) => {
                 let within_grace = row.within_grace == Some(true);
@@ -305,7 +320,7 @@ impl AuthService {
                     let family = row.family_id.to_string();
                     self.audit(
                         context,
-                        AuditEvent::new("refresh_reuse", Some(&row.user_id.to_string()), "denied")
+                        AuditEvent::new("refresh_reuse", Some(&row.user.id.to_string()), "denied")
                             .with_detail(json!({"family": family})),
                     )
                     .await;
@@ -314,17 +329,12 @@ impl AuthService {
                 }
             }
         }
-        // On the transaction's own connection: a second pooled connection per refresh would let a
-        // burst of refreshes hold every connection while waiting for another.
-        let user = sqlx::query_as::<_, UserRow>(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1"))
-            .bind(row.user_id)
-            .fetch_optional(&mut *transaction)
-            .await?
-            .filter(|user| user.active)
-            .ok_or(INVALID)?;
+        if !row.user.active {
+            return Err(INVALID);
+        }
         transaction.commit().await?;
         metrics::counter!("auth_refreshes_total").increment(1);
-        self.pair_for(&user, row.family_id, successor)
+        self.pair_for(&row.user, row.family_id, successor)
     }
 
     /// Logs out: the presented access token and its session's refresh family die.
