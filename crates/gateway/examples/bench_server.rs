@@ -166,6 +166,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("MODEL {MODEL}");
     println!("ISSUER {ISSUER}");
     println!("AUDIENCE {AUDIENCE}");
+    println!("DATABASE {}", database.name);
     println!("REDIS_URL {}", redis_url());
     println!("REDIS_PREFIX {}", redis.key_prefix);
     println!("TOKEN {token}");

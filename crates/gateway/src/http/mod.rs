@@ -50,7 +50,7 @@ pub(crate) struct AppState {
     pub(crate) redis: ConnectionManager,
     pub(crate) conversations: ConversationStore,
     pub(crate) audit: AuditLog,
-    pub(crate) downstreams: Downstreams,
+    pub(crate) downstreams: Arc<Downstreams>,
     pub(crate) breakers: Arc<BreakerRegistry>,
     pub(crate) http: reqwest::Client,
     pub(crate) rate_limiter: sutazai_kit::ratelimit::SlidingWindowLimiter,
