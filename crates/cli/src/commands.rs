@@ -101,13 +101,18 @@ async fn run_roles(roles: &[Role], config: &SutazaiConfig) -> anyhow::Result<Exi
     }
     let token = shutdown.token();
     let mut early_exit = None;
-    tokio::select! {
-        () = token.cancelled() => {}
-        (finished, index, _) = futures_util::future::select_all(running.iter_mut().map(|role| &mut role.task)) => {
-            early_exit = Some((running[index].role, finished));
+    {
+        let any_finished = futures_util::future::select_all(running.iter_mut().map(|role| &mut role.task));
+        tokio::select! {
+            // Biased: when a role ends because shutdown began, that is the signal, not a failure.
+            biased;
+            () = token.cancelled() => {}
+            (outcome, index, _) = any_finished => early_exit = Some((index, outcome)),
         }
     }
     shutdown.trigger();
+    // A finished task must not be awaited again, so it leaves the list before the others stop.
+    let early_exit = early_exit.map(|(index, outcome)| (running.remove(index).role, outcome));
     stop_all(running, &shutdown, config).await;
     match early_exit {
         Some((role, outcome)) => anyhow::bail!("role {} stopped unexpectedly: {outcome:?}", role.name()),
