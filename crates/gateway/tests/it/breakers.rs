@@ -31,16 +31,8 @@ async fn breaker_opens_fails_fast_and_closes_after_a_probe() {
         let response = platform.get(&task, &token).await;
         assert_eq!(response.status(), 503, "attempt {attempt}");
     }
-    let breakers: Value = platform
-        .client
-        .get(platform.url("/api/v1/health/circuit-breakers"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(breakers["orchestrator"]["state"], "open", "{breakers}");
+    let breakers = orchestrator_breaker(&platform).await;
+    assert_eq!(breakers["state"], "open", "{breakers}");
 
     let started = Instant::now();
     let fast = platform.get(&task, &token).await;
@@ -55,6 +47,12 @@ async fn breaker_opens_fails_fast_and_closes_after_a_probe() {
     let probe_status = probe.status();
     let probe_body = probe.text().await.unwrap();
     assert_ne!(probe_status, 503, "the probe reached the service, which answered: {probe_body}");
+    let breakers = orchestrator_breaker(&platform).await;
+    assert_eq!(breakers["state"], "closed", "{breakers}");
+}
+
+/// The orchestrator's entry of `/api/v1/health/circuit-breakers`.
+async fn orchestrator_breaker(platform: &crate::Platform) -> Value {
     let breakers: Value = platform
         .client
         .get(platform.url("/api/v1/health/circuit-breakers"))
@@ -64,5 +62,5 @@ async fn breaker_opens_fails_fast_and_closes_after_a_probe() {
         .json()
         .await
         .unwrap();
-    assert_eq!(breakers["orchestrator"]["state"], "closed", "{breakers}");
+    breakers["orchestrator"].clone()
 }
