@@ -13,6 +13,7 @@ use sutazai_proto::v1::coordinator_service_client::CoordinatorServiceClient;
 use sutazai_proto::v1::hardware_service_client::HardwareServiceClient;
 use sutazai_proto::v1::orchestrator_service_client::OrchestratorServiceClient;
 use sutazai_proto::v1::vector_service_client::VectorServiceClient;
+use tonic::metadata::{Ascii, MetadataValue};
 use tonic::transport::{Channel, Endpoint};
 
 use crate::settings::GatewaySettings;
@@ -66,17 +67,42 @@ pub(crate) struct Downstreams {
     breakers: Arc<BreakerRegistry>,
 }
 
-/// Passes the current trace context on to the downstream service.
+tokio::task_local! {
+    /// The `authorization` value of the request being served, once its token has verified: the
+    /// downstream services check the caller's token themselves (every mutating call needs one),
+    /// so the gateway forwards it instead of calling them with a power of its own.
+    static CALLER_AUTHORIZATION: MetadataValue<Ascii>;
+}
+
+/// Runs `future` (the rest of a request's handling) with `token` forwarded on every downstream
+/// call it makes.
+pub(crate) async fn forwarding_caller_token<F: Future>(token: &str, future: F) -> F::Output {
+    match MetadataValue::try_from(format!("Bearer {token}")) {
+        Ok(authorization) => CALLER_AUTHORIZATION.scope(authorization, future).await,
+        // A verified JWT is base64url and dots, always valid metadata; nothing to forward else.
+        Err(_) => future.await,
+    }
+}
+
+/// Passes the current trace context and the caller's token on to the downstream service.
 pub(crate) type Traced = tonic::service::interceptor::InterceptedService<
     Channel,
     fn(tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status>,
 >;
 
+fn forward_context(request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+    let mut request = sutazai_kit::telemetry::grpc_client_interceptor(request)?;
+    // Outside a request (health checks) there is no caller and nothing to forward.
+    let _outside_a_request = CALLER_AUTHORIZATION.try_with(|authorization| {
+        request.metadata_mut().insert("authorization", authorization.clone());
+    });
+    Ok(request)
+}
+
 fn traced(channel: Channel) -> Traced {
     tonic::service::interceptor::InterceptedService::new(
         channel,
-        sutazai_kit::telemetry::grpc_client_interceptor
-            as fn(tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status>,
+        forward_context as fn(tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status>,
     )
 }
 

@@ -12,7 +12,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sutazai_kit::auth::{HttpJwksSource, RevocationKeys, TokenVerifier, VerifierSettings};
+use sutazai_kit::auth::{RevocationKeys, VerifierSettings, verifier_from_auth_url};
 use sutazai_kit::breaker::{BreakerRegistry, BreakerSettings};
 use sutazai_kit::config::{HttpSettings, PostgresSettings, RedisSettings};
 use sutazai_kit::health::{HealthRegistry, PostgresCheck, RedisCheck};
@@ -92,15 +92,15 @@ impl Application {
     pub async fn build(config: GatewayConfig, shutdown: &Shutdown) -> Result<Self, StartupError> {
         let pool = sutazai_kit::postgres::connect_and_migrate(&config.postgres, SCHEMA, migrators()).await?;
         let redis = sutazai_kit::redis::connect(&config.redis).await?;
-        let jwks_url = format!("{}/.well-known/jwks.json", config.gateway.auth_url);
-        let key_source = HttpJwksSource::new(&jwks_url, &config.token)
-            .map_err(|error| StartupError::Config(error.to_string()))?;
-        let verifier = Arc::new(TokenVerifier::new(
-            config.token.clone(),
-            Arc::new(key_source),
-            Some(redis.clone()),
-            RevocationKeys::new(&config.redis),
-        ));
+        let verifier = Arc::new(
+            verifier_from_auth_url(
+                &config.gateway.auth_url,
+                &config.token,
+                Some(redis.clone()),
+                RevocationKeys::new(&config.redis),
+            )
+            .map_err(|error| StartupError::Config(error.to_string()))?,
+        );
         let breakers = Arc::new(BreakerRegistry::new(config.breakers));
         // Behind an Arc: axum clones the state per request, and cloning five tonic channels each
         // time cost a quarter of the CPU of a cheap request (measured with perf in the gateway

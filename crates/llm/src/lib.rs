@@ -16,6 +16,7 @@ mod openai;
 mod provider;
 mod retry;
 mod settings;
+mod slots;
 mod types;
 
 pub use cache::{CacheStats, ResponseCache};
@@ -25,4 +26,5 @@ pub use ollama::OllamaProvider;
 pub use openai::OpenAiProvider;
 pub use provider::LlmProvider;
 pub use settings::{LLM_DEFAULTS_TOML, LlmSettings, ProviderKind};
+pub use slots::{InferencePermit, InferenceSlots, LocalSlots};
 pub use types::{ChatChunk, ChatMessage, ChatRequest, ChatResponse, ChatRole, ChatStream, ModelInfo, Usage};

@@ -10,9 +10,11 @@ pub mod fake_ollama;
 mod proxy;
 mod servers;
 mod spawn;
+pub mod tokens;
 mod tracing_setup;
 
 pub use proxy::TcpProxy;
 pub use servers::{TestAmqp, TestDatabase, TestRedis, amqp_url, http_settings, redis_url};
 pub use spawn::{TestServer, wait_for};
+pub use tokens::TestIssuer;
 pub use tracing_setup::init_tracing;

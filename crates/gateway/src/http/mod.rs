@@ -103,12 +103,15 @@ pub(crate) fn routes(state: AppState, rate_limit: RateLimit) -> Router {
 }
 
 /// Verifies a bearer token when one is sent and leaves the principal in the request, so the
-/// rate limiter can budget per user; an invalid token is left for the handler to refuse.
+/// rate limiter can budget per user, and forwards it on downstream calls; an invalid token is
+/// left for the handler to refuse.
 async fn identify(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
     if let Ok(token) = sutazai_kit::auth::bearer_token(request.headers())
         && let Ok(principal) = state.verifier.verify(token).await
     {
+        let token = token.to_owned();
         request.extensions_mut().insert(principal);
+        return crate::downstream::forwarding_caller_token(&token, next.run(request)).await;
     }
     next.run(request).await
 }

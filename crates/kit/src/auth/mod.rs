@@ -18,4 +18,4 @@ pub use extract::{AuthRejection, authenticate_grpc, bearer_token, require_admin,
 pub use jwks::HttpJwksSource;
 pub use keys::{KeySource, KeySourceError, StaticKeySource, VerificationKey, VerificationKeys};
 pub use revocation::{AUTH_KEY_PREFIX, RevocationKeys};
-pub use verifier::{TokenVerifier, VerifierSettings};
+pub use verifier::{TokenVerifier, VerifierSettings, verifier_from_auth_url};

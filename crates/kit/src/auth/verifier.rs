@@ -19,7 +19,7 @@ use serde::Deserialize;
 
 use super::claims::{ACCESS_TOKEN_HEADER_TYPE, ACCESS_TOKEN_TYPE, AccessClaims, Principal};
 use super::error::{AuthError, InvalidTokenReason, RevocationReason};
-use super::keys::{KeySource, VerificationKey, is_valid_key_id};
+use super::keys::{KeySource, KeySourceError, VerificationKey, is_valid_key_id};
 use super::revocation::RevocationKeys;
 use crate::config::{ConfigIssues, Validate, key};
 
@@ -295,6 +295,19 @@ fn map_decode_error(kind: &ErrorKind) -> AuthError {
     AuthError::Invalid(reason)
 }
 
+/// The verifier every service but auth uses: keys from the auth service's JWKS at
+/// `<auth_url>/.well-known/jwks.json`, revocations in `redis` when given.
+pub fn verifier_from_auth_url(
+    auth_url: &str,
+    settings: &VerifierSettings,
+    redis: Option<ConnectionManager>,
+    revocation_keys: RevocationKeys,
+) -> Result<TokenVerifier, KeySourceError> {
+    let jwks_url = format!("{}/.well-known/jwks.json", auth_url.trim_end_matches('/'));
+    let key_source = super::jwks::HttpJwksSource::new(&jwks_url, settings)?;
+    Ok(TokenVerifier::new(settings.clone(), Arc::new(key_source), redis, revocation_keys))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -426,3 +439,4 @@ mod tests {
         assert!(valid.into_result().is_ok());
     }
 }
+

@@ -10,7 +10,6 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::cache::{CacheStats, ResponseCache};
 use crate::error::LlmError;
@@ -19,6 +18,7 @@ use crate::openai::OpenAiProvider;
 use crate::provider::LlmProvider;
 use crate::retry::RetryPolicy;
 use crate::settings::{LlmSettings, ProviderKind};
+use crate::slots::{InferencePermit, InferenceSlots, LocalSlots};
 use crate::types::{ChatRequest, ChatResponse, ChatStream, ModelInfo};
 use models::{ModelListCache, model_names_match};
 
@@ -47,10 +47,10 @@ pub struct ChatOutcome {
     pub cached: bool,
 }
 
-/// Whether an attempt occupies an inference slot.
+/// Whether an attempt occupies an inference slot, and of which model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Slot {
-    Inference,
+enum Slot<'a> {
+    Inference { model: &'a str },
     Free,
 }
 
@@ -63,7 +63,7 @@ pub struct LlmClient {
     retry_policy: RetryPolicy,
     model_list: ModelListCache,
     response_cache: Option<ResponseCache>,
-    inference_permits: Arc<Semaphore>,
+    inference_slots: Arc<dyn InferenceSlots>,
 }
 
 impl LlmClient {
@@ -91,7 +91,7 @@ impl LlmClient {
             retry_policy: RetryPolicy::new(settings),
             model_list: ModelListCache::new(settings.model_list_ttl()),
             response_cache: None,
-            inference_permits: Arc::new(Semaphore::new(settings.max_concurrent_requests)),
+            inference_slots: Arc::new(LocalSlots::new(settings.max_concurrent_requests)),
         }
     }
 
@@ -101,11 +101,12 @@ impl LlmClient {
         self
     }
 
-    /// Takes inference slots from `permits` instead of the client's own pool, so several clients
-    /// (or a later arbitrator lease) share one bound. Each chat, stream and embedding holds one
-    /// permit while it runs — a stream until its last item — and waits for one when none is free.
-    pub fn with_inference_permits(mut self, permits: Arc<Semaphore>) -> Self {
-        self.inference_permits = permits;
+    /// Takes inference slots from `slots` instead of the client's own pool, so several clients
+    /// (or every process, through the arbitrator's leases) share one bound. Each chat, stream and
+    /// embedding holds one slot while it runs — a stream until its last item — and waits for one
+    /// when none is free.
+    pub fn with_inference_slots(mut self, slots: Arc<dyn InferenceSlots>) -> Self {
+        self.inference_slots = slots;
         self
     }
 
@@ -153,7 +154,7 @@ impl LlmClient {
             return Ok(ChatOutcome { response, cached: true });
         }
         self.ensure_model_available(&request.model).await?;
-        let outcome = self.call_with_retries("chat", Slot::Inference, || self.provider.chat(&request)).await;
+        let outcome = self.call_with_retries("chat", Slot::Inference { model: &request.model }, || self.provider.chat(&request)).await;
         let response = match outcome {
             Ok((response, _permit)) => response,
             Err(error) => return Err(self.explain_unknown_model(error, &request.model).await),
@@ -172,7 +173,9 @@ impl LlmClient {
         let request = self.prepare(request)?;
         self.ensure_model_available(&request.model).await?;
         let outcome = self
-            .call_with_retries("chat_stream", Slot::Inference, || self.provider.chat_stream(&request))
+            .call_with_retries("chat_stream", Slot::Inference { model: &request.model }, || {
+                self.provider.chat_stream(&request)
+            })
             .await;
         match outcome {
             Ok((inner, permit)) => Ok(stream::guard_stream(inner, self.request_timeout, permit)),
@@ -188,7 +191,7 @@ impl LlmClient {
         let model = self.resolve_model(model);
         self.ensure_model_available(&model).await?;
         let outcome =
-            self.call_with_retries("embed", Slot::Inference, || self.provider.embed(&model, &inputs)).await;
+            self.call_with_retries("embed", Slot::Inference { model: &model }, || self.provider.embed(&model, &inputs)).await;
         match outcome {
             Ok((vectors, _permit)) => Ok(vectors),
             Err(error) => Err(self.explain_unknown_model(error, &model).await),
@@ -268,12 +271,6 @@ impl LlmClient {
         LlmError::UnknownModel { model: model.to_owned(), available }
     }
 
-    async fn acquire_permit(&self) -> Result<OwnedSemaphorePermit, LlmError> {
-        Arc::clone(&self.inference_permits)
-            .acquire_owned()
-            .await
-            .map_err(|_| LlmError::unavailable("the inference slot pool is closed"))
-    }
 
     fn timeout_error(&self) -> LlmError {
         LlmError::Timeout { timeout_ms: u64::try_from(self.request_timeout.as_millis()).unwrap_or(u64::MAX) }
@@ -285,9 +282,9 @@ impl LlmClient {
     async fn call_with_retries<Output, Attempt, AttemptFuture>(
         &self,
         operation: &'static str,
-        slot: Slot,
+        slot: Slot<'_>,
         mut attempt: Attempt,
-    ) -> Result<(Output, Option<OwnedSemaphorePermit>), LlmError>
+    ) -> Result<(Output, Option<InferencePermit>), LlmError>
     where
         Attempt: FnMut() -> AttemptFuture,
         AttemptFuture: Future<Output = Result<Output, LlmError>>,
@@ -296,7 +293,7 @@ impl LlmClient {
         let mut retry_index = 0;
         loop {
             let permit = match slot {
-                Slot::Inference => Some(self.acquire_permit().await?),
+                Slot::Inference { model } => Some(self.inference_slots.acquire(&provider, model).await?),
                 Slot::Free => None,
             };
             let started_at = Instant::now();

@@ -5,15 +5,15 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use futures_util::stream;
-use tokio::sync::OwnedSemaphorePermit;
 
 use crate::error::LlmError;
+use crate::slots::InferencePermit;
 use crate::types::{ChatChunk, ChatStream};
 
 struct GuardState {
     inner: ChatStream,
     idle_timeout: Duration,
-    permit: Option<OwnedSemaphorePermit>,
+    permit: Option<InferencePermit>,
     finished: bool,
 }
 
@@ -22,7 +22,7 @@ struct GuardState {
 pub(super) fn guard_stream(
     inner: ChatStream,
     idle_timeout: Duration,
-    permit: Option<OwnedSemaphorePermit>,
+    permit: Option<InferencePermit>,
 ) -> ChatStream {
     let state = GuardState { inner, idle_timeout, permit, finished: false };
     stream::unfold(state, |mut state| async move {
@@ -64,7 +64,7 @@ mod tests {
         let permits = Arc::new(Semaphore::new(1));
         let permit = Arc::clone(&permits).acquire_owned().await.unwrap();
         let inner = stream::iter(vec![Ok(ChatChunk::Delta("a".to_owned())), Ok(done())]).boxed();
-        let mut guarded = guard_stream(inner, Duration::from_secs(5), Some(permit));
+        let mut guarded = guard_stream(inner, Duration::from_secs(5), Some(InferencePermit::new(permit)));
         assert_eq!(guarded.next().await.unwrap().unwrap(), ChatChunk::Delta("a".to_owned()));
         assert_eq!(permits.available_permits(), 0);
         assert_eq!(guarded.next().await.unwrap().unwrap(), done());

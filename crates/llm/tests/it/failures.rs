@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
-use sutazai_llm::{CachePolicy, ChatChunk, LlmClient, LlmError};
+use sutazai_llm::{CachePolicy, ChatChunk, LlmClient, LlmError, LocalSlots};
 use sutazai_testkit::fake_ollama::{ScriptedReply, StatusCode};
 use sutazai_types::ServiceErrorCode;
 use tokio::sync::Semaphore;
@@ -185,7 +185,7 @@ async fn a_crash_during_streaming_ends_the_stream_with_unavailable() {
 async fn inference_calls_queue_for_a_free_slot() {
     let fake = fake_with_models().await;
     let permits = Arc::new(Semaphore::new(1));
-    let client = client(Protocol::Ollama, &fake).with_inference_permits(Arc::clone(&permits));
+    let client = client(Protocol::Ollama, &fake).with_inference_slots(Arc::new(LocalSlots::shared(Arc::clone(&permits))));
     client.list_models().await.unwrap();
     fake.set_latency(Duration::from_millis(300));
     let started_at = Instant::now();
