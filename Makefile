@@ -17,7 +17,7 @@ STATE_DIR := .sutazai
 ENV_FILE := $(STATE_DIR)/env
 PID_FILE := $(STATE_DIR)/sutazai.pid
 
-.PHONY: help up down test lint bench bench-auth bench-gateway services tools build-times
+.PHONY: help up down test lint bench bench-auth bench-gateway bench-vector bench-arbitrator bench-hardware services tools build-times
 
 help:
 	@echo "make up     run the platform (ensures postgres, redis, rabbitmq; builds sutazai; runs 'sutazai up')"
@@ -69,6 +69,9 @@ bench: services tools
 	bash bench/run.sh
 	$(MAKE) bench-auth
 	$(MAKE) bench-gateway
+	$(MAKE) bench-vector
+	$(MAKE) bench-arbitrator
+	$(MAKE) bench-hardware
 
 # Auth hot paths against the real Postgres and Redis (release build); figures in README.
 bench-auth: services tools
@@ -78,6 +81,18 @@ bench-auth: services tools
 # figures in README.
 bench-gateway: services tools
 	bash bench/gateway.sh
+
+# Our Flat and HNSW engines against FAISS and hnswlib on one seeded dataset; figures in README.
+bench-vector: tools
+	bash bench/vector.sh
+
+# Lease acquire+release pairs per second through the arbitrator's gRPC API (release build).
+bench-arbitrator: services tools
+	cargo run --quiet --release -p sutazai-arbitrator --example lease_throughput
+
+# Duplicate scan of a generated tree against fdupes and rmlint (time and peak memory).
+bench-hardware: tools
+	bash bench/hardware.sh
 
 # Measures a cold and an incremental debug build of the whole workspace (the figures in README).
 build-times: tools

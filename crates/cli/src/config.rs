@@ -11,12 +11,28 @@ use sutazai_kit::config::{
 };
 
 /// The embedded defaults; the reference for every key.
-/// The `[llm]` section lives with its crate (`crates/llm/llm.default.toml`).
-pub(crate) const DEFAULTS_TOML: &str =
-    concat!(include_str!("../config.default.toml"), "\n", include_str!("../../llm/llm.default.toml"));
+/// The `[llm]`, `[hardware]`, `[arbitrator]` and `[vector]` sections live with their crates
+/// (`crates/<name>/<name>.default.toml`).
+pub(crate) const DEFAULTS_TOML: &str = concat!(
+    include_str!("../config.default.toml"),
+    "\n",
+    include_str!("../../llm/llm.default.toml"),
+    "\n",
+    include_str!("../../hardware/hardware.default.toml"),
+    "\n",
+    include_str!("../../arbitrator/arbitrator.default.toml"),
+    "\n",
+    include_str!("../../vector/vector.default.toml")
+);
 
 /// Keys whose environment value is a comma-separated list.
-const LIST_KEYS: [&str; 2] = ["http.cors_allowed_origins", "http.trusted_proxies"];
+const LIST_KEYS: [&str; 5] = [
+    "http.cors_allowed_origins",
+    "http.trusted_proxies",
+    "hardware.allowed_roots",
+    "arbitrator.llm_slots",
+    "arbitrator.custom",
+];
 
 /// Everything the `sutazai` binary can be configured with.
 #[derive(Debug, Clone, Deserialize)]
@@ -30,6 +46,9 @@ pub(crate) struct SutazaiConfig {
     pub(crate) auth: sutazai_auth::AuthSettings,
     pub(crate) gateway: sutazai_gateway::GatewaySettings,
     pub(crate) llm: sutazai_llm::LlmSettings,
+    pub(crate) arbitrator: sutazai_arbitrator::ArbitratorSettings,
+    pub(crate) hardware: sutazai_hardware::HardwareSettings,
+    pub(crate) vector: sutazai_vector::VectorSettings,
     pub(crate) rate_limit: sutazai_kit::ratelimit::RateLimitSettings,
     pub(crate) circuit_breaker: sutazai_kit::breaker::BreakerSettings,
     #[serde(default)]
@@ -54,6 +73,20 @@ impl SutazaiConfig {
         }
     }
 
+    /// What the arbitrator role reads.
+    pub(crate) fn arbitrator_config(&self) -> sutazai_arbitrator::ArbitratorConfig {
+        sutazai_arbitrator::ArbitratorConfig {
+            arbitrator: self.arbitrator.clone(),
+            http: self.http.clone(),
+            postgres: self.postgres.clone(),
+            redis: self.redis.clone(),
+            token: sutazai_kit::auth::VerifierSettings::new(
+                self.auth.issuer.clone(),
+                self.auth.audience.clone(),
+            ),
+        }
+    }
+
     /// What the auth role reads.
     pub(crate) fn auth_config(&self) -> sutazai_auth::AuthConfig {
         sutazai_auth::AuthConfig {
@@ -62,6 +95,33 @@ impl SutazaiConfig {
             postgres: self.postgres.clone(),
             redis: self.redis.clone(),
             master_key: self.security.master_key.clone(),
+        }
+    }
+
+    /// What the vector role reads.
+    pub(crate) fn vector_config(&self) -> sutazai_vector::VectorConfig {
+        sutazai_vector::VectorConfig {
+            vector: self.vector.clone(),
+            http: self.http.clone(),
+            redis: self.redis.clone(),
+            token: sutazai_kit::auth::VerifierSettings::new(
+                self.auth.issuer.clone(),
+                self.auth.audience.clone(),
+            ),
+            llm: self.llm.clone(),
+        }
+    }
+
+    /// What the hardware role reads.
+    pub(crate) fn hardware_config(&self) -> sutazai_hardware::HardwareConfig {
+        sutazai_hardware::HardwareConfig {
+            hardware: self.hardware.clone(),
+            http: self.http.clone(),
+            redis: self.redis.clone(),
+            token: sutazai_kit::auth::VerifierSettings::new(
+                self.auth.issuer.clone(),
+                self.auth.audience.clone(),
+            ),
         }
     }
 }
@@ -76,6 +136,9 @@ impl Validate for SutazaiConfig {
         self.auth.validate(&key(prefix, "auth"), issues);
         self.gateway.validate(&key(prefix, "gateway"), issues);
         self.llm.validate(&key(prefix, "llm"), issues);
+        self.arbitrator.validate(&key(prefix, "arbitrator"), issues);
+        self.hardware.validate(&key(prefix, "hardware"), issues);
+        self.vector.validate(&key(prefix, "vector"), issues);
         self.rate_limit.validate(&key(prefix, "rate_limit"), issues);
         self.circuit_breaker.validate(&key(prefix, "circuit_breaker"), issues);
         self.security.validate(&key(prefix, "security"), issues);
@@ -110,8 +173,42 @@ mod tests {
     }
 
     #[test]
+    fn arbitrator_pools_come_from_the_environment_as_lists() {
+        let defaults = load(None, env(&[KEY])).unwrap();
+        assert_eq!(defaults.arbitrator.llm_slots.entries(), [("ollama/smollm2:135m".to_owned(), 1)]);
+        let config = load(
+            None,
+            env(&[
+                KEY,
+                ("SUTAZAI__ARBITRATOR__LLM_SLOTS", "ollama/llama3.2:1b=2,openai/gpt-4o=8"),
+                ("SUTAZAI__ARBITRATOR__CUSTOM", "licenses=5"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(
+            config.arbitrator.llm_slots.entries(),
+            [("ollama/llama3.2:1b".to_owned(), 2), ("openai/gpt-4o".to_owned(), 8)]
+        );
+        assert_eq!(config.arbitrator_config().arbitrator.custom.entries(), [("licenses".to_owned(), 5)]);
+    }
+
+    #[test]
     fn defaults_alone_refuse_to_start_without_a_master_key() {
         let error = load(None, env(&[])).unwrap_err().to_string();
         assert!(error.contains("`security.master_key`"), "{error}");
+    }
+
+    #[test]
+    fn hardware_allowed_roots_are_a_list_in_the_environment() {
+        let defaults = load(None, env(&[KEY])).unwrap();
+        assert_eq!(defaults.hardware.allowed_roots, sutazai_hardware::settings::default_allowed_roots());
+        assert!(!defaults.hardware.docker_enabled);
+        let config = load(None, env(&[KEY, ("SUTAZAI__HARDWARE__ALLOWED_ROOTS", "/srv/a,/srv/b")])).unwrap();
+        let roots: Vec<String> =
+            config.hardware.allowed_roots.iter().map(|root| root.display().to_string()).collect();
+        assert_eq!(roots, vec!["/srv/a", "/srv/b"]);
+        let error =
+            load(None, env(&[KEY, ("SUTAZAI__HARDWARE__ALLOWED_ROOTS", "/")])).unwrap_err().to_string();
+        assert!(error.contains("`hardware.allowed_roots`"), "{error}");
     }
 }

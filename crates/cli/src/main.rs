@@ -1,12 +1,14 @@
 //! `sutazai`: the one binary of the platform. `up` runs every built role in one process,
 //! `serve ROLE` runs one, `migrate` prepares the database, `healthcheck URL` is the container
-//! HEALTHCHECK (no curl needed), `version` prints the version.
+//! HEALTHCHECK (no curl needed), `version` prints the version, `vector import FILE` loads a file of
+//! vectors into a running vector service.
 
 mod admin;
 mod commands;
 mod config;
 mod healthcheck;
 mod roles;
+mod vector_import;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -52,6 +54,17 @@ enum Command {
         #[command(subcommand)]
         command: AuthCommand,
     },
+    /// Vector service tools.
+    Vector {
+        #[command(subcommand)]
+        command: VectorCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum VectorCommand {
+    /// Upsert the vectors of an .fvecs, .npy or .jsonl file into a collection, in batches.
+    Import(vector_import::ImportArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -88,5 +101,7 @@ fn main() -> ExitCode {
         Command::Auth { command: AuthCommand::CreateAdmin { username, email } } => {
             commands::run(commands::Action::AuthCreateAdmin { username, email }, cli.config.as_deref())
         }
+        // A client of a running service: it needs no platform configuration.
+        Command::Vector { command: VectorCommand::Import(args) } => vector_import::run(args),
     }
 }

@@ -16,6 +16,12 @@ pub(crate) enum Role {
     Auth,
     /// The public REST API (port 10010).
     Gateway,
+    /// Host metrics, storage analysis and safe cleanups (port 11110).
+    Hardware,
+    /// Leases of cpu, memory, gpu and LLM slots (port 8588).
+    Arbitrator,
+    /// Vector collections, search and documents (port 10103).
+    Vector,
 }
 
 /// A started role: its name, address and serving task.
@@ -26,13 +32,17 @@ pub(crate) struct RunningRole {
 
 impl Role {
     /// Every built role, in start order.
-    pub(crate) const ALL: [Role; 2] = [Role::Auth, Role::Gateway];
+    pub(crate) const ALL: [Role; 5] =
+        [Role::Auth, Role::Arbitrator, Role::Gateway, Role::Hardware, Role::Vector];
 
     /// The role's name.
     pub(crate) fn name(self) -> &'static str {
         match self {
             Self::Auth => "auth",
             Self::Gateway => "gateway",
+            Self::Hardware => "hardware",
+            Self::Arbitrator => "arbitrator",
+            Self::Vector => "vector",
         }
     }
 
@@ -41,6 +51,9 @@ impl Role {
         match self {
             Self::Auth => 10054,
             Self::Gateway => 10010,
+            Self::Hardware => 11110,
+            Self::Arbitrator => 8588,
+            Self::Vector => 10103,
         }
     }
 
@@ -49,6 +62,13 @@ impl Role {
         match self {
             Self::Auth => sutazai_auth::migrate(&config.postgres).await.context("migrate auth")?,
             Self::Gateway => sutazai_gateway::migrate(&config.postgres).await.context("migrate gateway")?,
+            // No schema: the hardware role keeps its quarantine in a directory.
+            Self::Hardware => {}
+            // No schema: the vector role keeps its collections in its data directory.
+            Self::Vector => {}
+            Self::Arbitrator => {
+                sutazai_arbitrator::migrate(&config.postgres).await.context("migrate arbitrator")?
+            }
         }
         Ok(())
     }
@@ -71,6 +91,28 @@ impl Role {
                 let application = sutazai_gateway::Application::build(config.gateway_config(), shutdown)
                     .await
                     .context("start gateway")?;
+                tracing::info!(role = self.name(), address = %application.address(), "role started");
+                tokio::spawn(application.run_until_stopped(shutdown.clone()))
+            }
+            Self::Arbitrator => {
+                let application =
+                    sutazai_arbitrator::Application::build(config.arbitrator_config(), shutdown)
+                        .await
+                        .context("start arbitrator")?;
+                tracing::info!(role = self.name(), address = %application.address(), "role started");
+                tokio::spawn(application.run_until_stopped(shutdown.clone()))
+            }
+            Self::Hardware => {
+                let application = sutazai_hardware::Application::build(config.hardware_config(), shutdown)
+                    .await
+                    .context("start hardware")?;
+                tracing::info!(role = self.name(), address = %application.address(), "role started");
+                tokio::spawn(application.run_until_stopped(shutdown.clone()))
+            }
+            Self::Vector => {
+                let application = sutazai_vector::Application::build(config.vector_config(), shutdown)
+                    .await
+                    .context("start vector")?;
                 tracing::info!(role = self.name(), address = %application.address(), "role started");
                 tokio::spawn(application.run_until_stopped(shutdown.clone()))
             }

@@ -84,6 +84,20 @@ pub(crate) async fn forwarding_caller_token<F: Future>(token: &str, future: F) -
     }
 }
 
+/// The verified caller's `authorization` value, inside a request.
+pub(crate) fn caller_authorization() -> Option<MetadataValue<Ascii>> {
+    CALLER_AUTHORIZATION.try_with(Clone::clone).ok()
+}
+
+/// Runs `future` with `authorization` forwarded on its downstream calls: work a request spawns
+/// that outlives it (releasing a lease) still acts in the caller's name.
+pub(crate) async fn with_caller_authorization<F: Future>(
+    authorization: MetadataValue<Ascii>,
+    future: F,
+) -> F::Output {
+    CALLER_AUTHORIZATION.scope(authorization, future).await
+}
+
 /// Passes the current trace context and the caller's token on to the downstream service.
 pub(crate) type Traced = tonic::service::interceptor::InterceptedService<
     Channel,
@@ -151,6 +165,11 @@ impl Downstreams {
     /// The arbitrator client.
     pub(crate) fn arbitrator(&self) -> ArbitratorServiceClient<Traced> {
         ArbitratorServiceClient::new(traced(self.arbitrator.channel()))
+    }
+
+    /// The breaker of `service`.
+    pub(crate) fn breaker(&self, service: &str) -> Arc<sutazai_kit::breaker::CircuitBreaker> {
+        self.breakers.get(service)
     }
 
     /// Runs one call to `service` through its breaker and maps the outcome to the HTTP error table:

@@ -5,6 +5,7 @@
 
 mod downstream;
 mod http;
+mod llm_slots;
 pub mod settings;
 pub mod store;
 
@@ -117,7 +118,12 @@ impl Application {
         let llm = Arc::new(
             LlmClient::from_settings(&config.llm)
                 .map_err(|error| StartupError::Config(error.to_string()))?
-                .with_response_cache(response_cache),
+                .with_response_cache(response_cache)
+                .with_inference_slots(Arc::new(llm_slots::ArbitratedSlots::new(
+                    Arc::clone(&downstreams),
+                    config.llm.max_concurrent_requests,
+                    config.llm.request_timeout(),
+                ))),
         );
         let limiter = SlidingWindowLimiter::new(
             redis.clone(),

@@ -80,7 +80,8 @@ impl LlmError {
         matches!(self, Self::Unavailable { .. } | Self::RateLimited { .. })
     }
 
-    pub(crate) fn unavailable(reason: impl Into<String>) -> Self {
+    /// The LLM (or a slot to call it) is not available now.
+    pub fn unavailable(reason: impl Into<String>) -> Self {
         Self::Unavailable { reason: reason.into() }
     }
 

@@ -2,6 +2,9 @@
 
 #![allow(clippy::unwrap_used, reason = "a failed step fails the test loudly")]
 
+mod vector_crash;
+mod vector_import;
+
 use std::process::Output;
 
 use axum::Router;
@@ -129,6 +132,11 @@ async fn up_serves_every_role_until_sigterm() {
     let redis = TestRedis::new();
     let listen = format!("127.0.0.1:{}", free_port());
     let gateway_listen = format!("127.0.0.1:{}", free_port());
+    let hardware_listen = format!("127.0.0.1:{}", free_port());
+    let arbitrator_listen = format!("127.0.0.1:{}", free_port());
+    let vector_listen = format!("127.0.0.1:{}", free_port());
+    let vector_data = tempfile::tempdir().unwrap();
+    let hardware_data = std::env::temp_dir().join(format!("sutazai-cli-up-{}", std::process::id()));
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_sutazai"))
         .arg("up")
         .env_clear()
@@ -139,12 +147,26 @@ async fn up_serves_every_role_until_sigterm() {
         .env("SUTAZAI__AUTH__ISSUER", format!("http://{listen}"))
         .env("SUTAZAI__GATEWAY__LISTEN", &gateway_listen)
         .env("SUTAZAI__GATEWAY__AUTH_URL", format!("http://{listen}"))
+        .env("SUTAZAI__HARDWARE__LISTEN", &hardware_listen)
+        .env("SUTAZAI__ARBITRATOR__LISTEN", &arbitrator_listen)
+        .env("SUTAZAI__ARBITRATOR__AUTH_URL", format!("http://{listen}"))
+        .env("SUTAZAI__HARDWARE__ALLOWED_ROOTS", &hardware_data)
+        .env("SUTAZAI__HARDWARE__QUARANTINE_DIR", hardware_data.join("quarantine"))
+        .env("SUTAZAI__VECTOR__LISTEN", &vector_listen)
+        .env("SUTAZAI__VECTOR__AUTH_URL", format!("http://{listen}"))
+        .env("SUTAZAI__VECTOR__DATA_DIR", vector_data.path())
         .env("NO_COLOR", "1")
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    for ready_url in [format!("http://{listen}/readyz"), format!("http://{gateway_listen}/readyz")] {
+    for ready_url in [
+        format!("http://{listen}/readyz"),
+        format!("http://{gateway_listen}/readyz"),
+        format!("http://{hardware_listen}/readyz"),
+        format!("http://{arbitrator_listen}/readyz"),
+        format!("http://{vector_listen}/readyz"),
+    ] {
         wait_for("every role to be ready", std::time::Duration::from_secs(60), || async {
             reqwest::get(&ready_url).await.is_ok_and(|response| response.status() == 200)
         })
@@ -174,6 +196,9 @@ async fn up_serves_every_role_until_sigterm() {
     }
     assert!(logs.contains("role stopped role=\"auth\""), "graceful stop logged: {logs}");
     assert!(logs.contains("role stopped role=\"gateway\""), "graceful stop logged: {logs}");
+    assert!(logs.contains("role stopped role=\"hardware\""), "graceful stop logged: {logs}");
+    assert!(logs.contains("role stopped role=\"vector\""), "graceful stop logged: {logs}");
+    let _ = std::fs::remove_dir_all(&hardware_data);
     database.drop_database().await;
 }
 

@@ -8,6 +8,7 @@ mod breakers;
 mod chat;
 mod rate_limit;
 mod routes;
+mod services;
 
 use std::net::SocketAddr;
 
@@ -36,6 +37,8 @@ pub(crate) struct Options {
     pub(crate) rate_limit: RateLimitSettings,
     pub(crate) breakers: BreakerSettings,
     pub(crate) orchestrator_url: Option<String>,
+    /// Runs the real vector, hardware and arbitrator services behind the gateway.
+    pub(crate) services: bool,
 }
 
 impl Default for Options {
@@ -47,7 +50,7 @@ impl Default for Options {
             auth_per_minute: 10_000,
             ..RateLimitSettings::default()
         };
-        Self { rate_limit, breakers: BreakerSettings::default(), orchestrator_url: None }
+        Self { rate_limit, breakers: BreakerSettings::default(), orchestrator_url: None, services: false }
     }
 }
 
@@ -58,6 +61,7 @@ pub(crate) struct Platform {
     pub(crate) ollama: FakeOllama,
     pub(crate) client: reqwest::Client,
     pub(crate) auth_service: sutazai_auth::AuthService,
+    pub(crate) services: Option<services::Services>,
     _database: TestDatabase,
     shutdown: Shutdown,
 }
@@ -103,6 +107,11 @@ pub(crate) async fn platform_with(options: Options) -> Platform {
     let auth_service = auth.service().clone();
     tokio::spawn(auth.run_until_stopped(shutdown.clone()));
 
+    let services = if options.services {
+        Some(services::start_services(&auth_url, &issuer, &database, &redis, &shutdown).await)
+    } else {
+        None
+    };
     let ollama = FakeOllama::start().await;
     ollama.add_model(MODEL);
     let llm = LlmSettings {
@@ -125,9 +134,13 @@ pub(crate) async fn platform_with(options: Options) -> Platform {
             auth_url: auth_url.clone(),
             orchestrator_url: options.orchestrator_url.unwrap_or_else(closed_port_url),
             coordinator_url: closed_port_url(),
-            vector_url: closed_port_url(),
-            hardware_url: closed_port_url(),
-            arbitrator_url: closed_port_url(),
+            vector_url: services.as_ref().map_or_else(closed_port_url, |running| running.vector_url.clone()),
+            hardware_url: services
+                .as_ref()
+                .map_or_else(closed_port_url, |running| running.hardware_url.clone()),
+            arbitrator_url: services
+                .as_ref()
+                .map_or_else(closed_port_url, |running| running.arbitrator_url.clone()),
             downstream_timeout_ms: 2_000,
             health_check_timeout_ms: 1_000,
         },
@@ -148,6 +161,7 @@ pub(crate) async fn platform_with(options: Options) -> Platform {
         ollama,
         client: reqwest::Client::new(),
         auth_service,
+        services,
         _database: database,
         shutdown,
     }

@@ -212,6 +212,12 @@ impl FakeOllama {
         self.shared.lock().requests.clone()
     }
 
+    /// The most `/api/...` and `/v1/...` requests it was ever handling at once (a request counts
+    /// until its handler returns the response head: for a stream, until the stream starts).
+    pub fn max_concurrent_requests(&self) -> usize {
+        self.shared.max_in_flight.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
     /// Forgets the recorded requests.
     pub fn clear_requests(&self) {
         self.shared.lock().requests.clear();

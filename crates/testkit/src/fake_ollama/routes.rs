@@ -21,7 +21,7 @@ use super::openai_chat::chat_completions;
 use super::openai_models::{embeddings as openai_embeddings, list_models as openai_list_models};
 use super::openai_wire::{OpenAiError, scripted_failure_response};
 use super::scripting::RecordedRequest;
-use super::state::Shared;
+use super::state::{InFlight, Shared};
 use super::tags::{list_models, version};
 use super::wire::{OllamaError, is_blank};
 
@@ -62,6 +62,7 @@ async fn record_and_apply_script(
     next: Next,
 ) -> Response {
     let received_at = Instant::now();
+    let _in_flight = InFlight::enter(&shared);
     let (mut parts, body) = request.into_parts();
     let body_bytes = match axum::body::to_bytes(body, MAX_REQUEST_BODY_BYTES).await {
         Ok(body_bytes) => body_bytes,

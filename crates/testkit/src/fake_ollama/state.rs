@@ -2,6 +2,7 @@
 //! failures, delays, the embedding dimension and the recorded requests, behind one lock.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -16,11 +17,37 @@ use super::wire::OllamaError;
 pub(super) struct Shared {
     pub(super) script: Mutex<Script>,
     pub(super) shutdown: CancellationToken,
+    /// Requests being handled now (until the handler returns its response head).
+    pub(super) in_flight: AtomicUsize,
+    /// The most requests ever handled at once.
+    pub(super) max_in_flight: AtomicUsize,
+}
+
+/// Counts one request as in flight until dropped.
+pub(super) struct InFlight<'a>(&'a Shared);
+
+impl<'a> InFlight<'a> {
+    pub(super) fn enter(shared: &'a Shared) -> Self {
+        let now = shared.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        shared.max_in_flight.fetch_max(now, Ordering::SeqCst);
+        Self(shared)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl Shared {
     pub(super) fn new() -> Self {
-        Self { script: Mutex::new(Script::default()), shutdown: CancellationToken::new() }
+        Self {
+            script: Mutex::new(Script::default()),
+            shutdown: CancellationToken::new(),
+            in_flight: AtomicUsize::new(0),
+            max_in_flight: AtomicUsize::new(0),
+        }
     }
 
     /// A panicking test thread must not turn every later request into a second panic, so a

@@ -1,0 +1,3 @@
+//! State this service keeps on disk: the quarantine.
+
+pub mod quarantine;
