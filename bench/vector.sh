@@ -38,8 +38,8 @@ OMP_NUM_THREADS=$threads "$venv/bin/python" bench/vector/peers.py --out "$workdi
   --queries "$queries" --dimension "$dimension" --threads "$threads" --m "$m" \
   --ef-construction "$ef_construction" --ef-search "$ef_search" > "$workdir/peers.jsonl"
 RAYON_NUM_THREADS=$threads "$CARGO_TARGET_DIR/release/examples/ann_bench" \
-  "$workdir/base.fvecs" "$workdir/queries.fvecs" "$workdir/truth.ivecs" "$m" "$ef_construction" "$ef_search" "$threads" \
-  > "$workdir/ours.jsonl"
+  "$workdir/base.fvecs" "$workdir/queries.fvecs" "$workdir/truth.ivecs" --threads "$threads" --m "$m" \
+  --ef-construction "$ef_construction" --ef-search "$ef_search" --engines flat,hnsw > "$workdir/ours.jsonl"
 
 "$venv/bin/python" - "$workdir/peers.jsonl" "$workdir/ours.jsonl" <<'PY'
 import json, sys

@@ -23,6 +23,7 @@ use sutazai_arbitrator::domain::policy::Limits;
 use sutazai_arbitrator::domain::resource::ResourceKey;
 use sutazai_arbitrator::service::AcquireInput;
 use sutazai_arbitrator::settings::NamedCapacities;
+use sutazai_arbitrator::store::live::ReleaseOutcome;
 use sutazai_arbitrator::{Application, ArbitratorConfig, ArbitratorSettings};
 use sutazai_kit::shutdown::Shutdown;
 use sutazai_proto::v1 as pb;
@@ -218,10 +219,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             let id = LeaseId::generate();
             let holder = format!("bench-{worker}");
             let request = LeaseRequest { resource, amount: 1, ttl_s: 60, priority: 0, holder };
-            if live.acquire(id, &request, limits).await.is_err() {
+            if live.acquire(id, &request, limits, None).await.is_err() {
                 return false;
             }
-            matches!(live.release(id, None).await, Ok(Some(_)))
+            matches!(live.release(id, None).await, Ok(ReleaseOutcome::Released(_)))
         }
     })
     .await;

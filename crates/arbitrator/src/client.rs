@@ -7,7 +7,7 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use sutazai_proto::v1 as pb;
 use sutazai_proto::v1::arbitrator_service_client::ArbitratorServiceClient;
@@ -184,7 +184,10 @@ impl LeaseGuard {
         let renewer = (lease.ttl_s <= RENEW_TTL_AT_MOST_S).then(|| {
             // A third of the ttl leaves two more tries before the lease lapses.
             let interval = (Duration::from_secs(u64::from(lease.ttl_s)) / 3).max(MIN_RENEW_INTERVAL);
-            tokio::spawn(renew_while_held(client.clone(), lease.id.clone(), interval, lost_sender))
+            let expires_at = lease.expires_at.and_then(|time| SystemTime::try_from(time).ok());
+            let held =
+                HeldLease { id: lease.id.clone(), expires_at: expires_at.unwrap_or_else(SystemTime::now) };
+            tokio::spawn(renew_while_held(client.clone(), held, interval, lost_sender))
         });
         Self { client, lease, preempted_lease_ids, renewer, lost, released: false }
     }
@@ -226,11 +229,18 @@ impl LeaseGuard {
 
     /// Releases the lease.
     pub async fn release(mut self) -> Result<(), LeaseError> {
-        self.released = true;
         if let Some(renewer) = self.renewer.take() {
             renewer.abort();
         }
-        self.client.release(&self.lease.id, &self.lease.holder).await
+        let outcome = self.client.release(&self.lease.id, &self.lease.holder).await;
+        // Only a release that got through (or found nothing left to release) is final; after a
+        // transient failure the drop tries once more in the background.
+        self.released = match &outcome {
+            Ok(()) => true,
+            Err(LeaseError::Rejected(status)) => status.code() == tonic::Code::NotFound,
+            Err(_) => false,
+        };
+        outcome
     }
 }
 
@@ -255,16 +265,33 @@ impl Drop for LeaseGuard {
     }
 }
 
+/// The lease a renewer keeps alive: its id and when it lapses unless renewed.
+struct HeldLease {
+    id: String,
+    expires_at: SystemTime,
+}
+
 async fn renew_while_held(
     client: LeaseClient,
-    lease_id: String,
+    mut held: HeldLease,
     interval: Duration,
     lost: watch::Sender<Option<String>>,
 ) {
+    let lease_id = held.id.clone();
     loop {
         tokio::time::sleep(interval).await;
-        match client.renew(&lease_id, 0).await {
-            Ok(_) => {}
+        // A renewal that hangs longer than the pause between renewals would otherwise keep the
+        // holder believing in a lease that lapsed meanwhile.
+        let outcome = match tokio::time::timeout(interval, client.renew(&lease_id, 0)).await {
+            Ok(outcome) => outcome,
+            Err(_) => Err(LeaseError::Rejected(tonic::Status::deadline_exceeded("renewal timed out"))),
+        };
+        match outcome {
+            Ok(lease) => {
+                if let Some(expires_at) = lease.expires_at.and_then(|time| SystemTime::try_from(time).ok()) {
+                    held.expires_at = expires_at;
+                }
+            }
             // Preempted (conflict) or gone (not_found): tell the holder and stop.
             Err(LeaseError::Denied(reason)) => {
                 tracing::warn!(%lease_id, %reason, "held lease was preempted");
@@ -277,7 +304,13 @@ async fn renew_while_held(
                 return;
             }
             // Transient (unavailable, timeout): the next tick tries again while the ttl allows.
-            Err(error) => tracing::warn!(%error, %lease_id, "renewing a held lease failed"),
+            Err(error) => {
+                tracing::warn!(%error, %lease_id, "renewing a held lease failed");
+                if SystemTime::now() >= held.expires_at {
+                    let _ = lost.send(Some(format!("lease {lease_id} expired before a renewal got through")));
+                    return;
+                }
+            }
         }
     }
 }

@@ -196,7 +196,13 @@ impl ArbitratorService for ArbitratorGrpc {
         &self,
         request: Request<pb::GetPolicyRequest>,
     ) -> Result<Response<pb::GetPolicyResponse>, Status> {
-        self.caller(&request).await?;
+        let caller = self.caller(&request).await?;
+        if !caller.is_admin && !caller.is_service {
+            // Before decoding, so a user learns nothing about which resources exist.
+            return Err(to_status(ArbitratorError::Forbidden(
+                "reading a policy needs the `admin` role or a service token",
+            )));
+        }
         let resource = resource_key(request.into_inner().resource).map_err(to_status)?;
         let policy = self.service.policy(&resource).await.map_err(to_status)?;
         Ok(Response::new(pb::GetPolicyResponse { policy: Some(policy_message(&resource, &policy)) }))

@@ -11,8 +11,8 @@ use super::resource::ResourceKey;
 /// The highest priority.
 pub const MAX_PRIORITY: u32 = 9;
 
-/// The highest priority an ordinary user may ask for: above it requests preempt other holders'
-/// leases, which only admins and services may do.
+/// The highest priority an ordinary user may ask for. A user's requests preempt only that
+/// user's own leases (see [`Caller::preempt_scope`]); admins and services preempt anyone's.
 pub const MAX_USER_PRIORITY: u32 = 5;
 
 /// Longest holder name (an agent id, a user id, a service name).
@@ -197,6 +197,12 @@ impl Caller {
         Ok(())
     }
 
+    /// Whose leases the caller's requests may preempt: `None` for any. A user's priority only
+    /// orders its own leases; it must not revoke another user's or a service's work.
+    pub fn preempt_scope(&self) -> Option<&str> {
+        if self.acts_for_anyone() { None } else { Some(&self.subject) }
+    }
+
     /// Whose leases the caller may renew: `None` for any.
     pub fn renew_scope(&self) -> Option<&str> {
         if self.acts_for_anyone() { None } else { Some(&self.subject) }
@@ -276,6 +282,13 @@ mod tests {
         assert_eq!(service.release_scope(""), Ok(Some("gateway".to_owned())));
         assert_eq!(service.release_scope("agent-7"), Ok(Some("agent-7".to_owned())));
         assert_eq!(service.renew_scope(), None);
+    }
+
+    #[test]
+    fn only_admins_and_services_preempt_other_holders() {
+        assert_eq!(caller("alice", false, false).preempt_scope(), Some("alice"));
+        assert_eq!(caller("root", true, false).preempt_scope(), None);
+        assert_eq!(caller("gateway", false, true).preempt_scope(), None);
     }
 
     #[test]

@@ -8,6 +8,7 @@
 
 use std::time::Duration;
 
+use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 use super::Arbitrator;
@@ -17,13 +18,23 @@ use crate::domain::lease::{
 use crate::domain::policy::{Limits, MAX_AMOUNT};
 use crate::domain::resource::ResourceKey;
 use crate::error::ArbitratorError;
-use crate::store::journal::JournalEntry;
-use crate::store::live::{AcquireOutcome, LiveLeases, RenewOutcome};
+use crate::store::journal::{JournalEntry, JournalError};
+use crate::store::live::{AcquireOutcome, LiveLeases, ReleaseOutcome, RenewOutcome};
 
 /// First pause of a waiting request between attempts when no release wakes it.
 const FIRST_POLL: Duration = Duration::from_millis(10);
 /// Longest pause between attempts.
 const MAX_POLL: Duration = Duration::from_millis(250);
+
+/// Attempts of a journal write before the request is answered unavailable.
+const JOURNAL_ATTEMPTS: u32 = 3;
+/// Pause before the second attempt (each further one waits four times longer).
+const JOURNAL_FIRST_BACKOFF: Duration = Duration::from_millis(50);
+
+/// The answer while the live view is lost and could not be restored from the journal.
+fn live_view_not_restored() -> ArbitratorError {
+    ArbitratorError::Unavailable { dependency: "redis", cause: "the live view is not restored".to_owned() }
+}
 
 /// An acquire request as received.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -132,10 +143,11 @@ impl Arbitrator {
         let wait = Duration::from_millis(u64::from(input.wait_timeout_ms));
         let (request, capacity) = self.check_acquire(caller, input)?;
         let limits = self.limits_of(&request.resource, capacity);
+        let victim_scope = caller.preempt_scope();
         let outcome = if wait.is_zero() {
-            self.try_acquire(&request, limits).await?
+            self.try_acquire(&request, limits, victim_scope).await?
         } else {
-            self.acquire_waiting(&request, limits, wait).await?
+            self.acquire_waiting(&request, limits, victim_scope, wait).await?
         };
         let kind = request.resource.kind().as_str();
         match outcome {
@@ -156,6 +168,7 @@ impl Arbitrator {
         &self,
         request: &LeaseRequest,
         limits: Limits,
+        victim_scope: Option<&str>,
         wait: Duration,
     ) -> Result<Result<Grant, Denial>, ArbitratorError> {
         let deadline = Instant::now() + wait;
@@ -168,7 +181,7 @@ impl Arbitrator {
             let released = notify.notified();
             tokio::pin!(released);
             released.as_mut().enable();
-            let denial = match self.try_acquire(request, limits).await? {
+            let denial = match self.try_acquire(request, limits, victim_scope).await? {
                 Ok(grant) => return Ok(Ok(grant)),
                 Err(denial) => denial,
             };
@@ -184,16 +197,45 @@ impl Arbitrator {
         }
     }
 
-    /// One decision and, for a grant, its journal record.
+    /// One decision and, for a grant, its journal record. Both run in a task of their own: if
+    /// the request is dropped mid-way (its client went away), a grant already made in Redis
+    /// would otherwise hold capacity for its whole ttl, perhaps without a journal row. The task
+    /// always finishes, and takes the grant back when nobody is left to hand it to.
     async fn try_acquire(
         &self,
         request: &LeaseRequest,
         limits: Limits,
+        victim_scope: Option<&str>,
+    ) -> Result<Result<Grant, Denial>, ArbitratorError> {
+        let (answer, answered) = oneshot::channel();
+        let service = self.clone();
+        let (request, victim_scope) = (request.clone(), victim_scope.map(str::to_owned));
+        tokio::spawn(async move {
+            let outcome = service.decide_and_record(&request, limits, victim_scope.as_deref()).await;
+            if let Err(Ok(Ok(grant))) = answer.send(outcome) {
+                service.take_back_abandoned(&grant.lease).await;
+            }
+        });
+        answered
+            .await
+            .map_err(|_| ArbitratorError::Internal("the acquire task ended without an answer".to_owned()))?
+    }
+
+    async fn decide_and_record(
+        &self,
+        request: &LeaseRequest,
+        limits: Limits,
+        victim_scope: Option<&str>,
     ) -> Result<Result<Grant, Denial>, ArbitratorError> {
         let id = LeaseId::generate();
-        let outcome = self.inner.live.acquire(id, request, limits).await?;
+        let mut outcome = self.inner.live.acquire(id, request, limits, victim_scope).await?;
+        if outcome == AcquireOutcome::Unrestored {
+            self.restore_if_lost().await?;
+            outcome = self.inner.live.acquire(id, request, limits, victim_scope).await?;
+        }
         let (lease, preempted) = match outcome {
             AcquireOutcome::Denied(denial) => return Ok(Err(denial)),
+            AcquireOutcome::Unrestored => return Err(live_view_not_restored()),
             AcquireOutcome::Granted { lease, preempted } => (lease, preempted),
         };
         let mut entries = Vec::with_capacity(1 + preempted.len());
@@ -201,7 +243,7 @@ impl Arbitrator {
         for victim in &preempted {
             entries.push(JournalEntry::Preempted { lease: victim.clone(), by: id, at: lease.acquired_at });
         }
-        if let Err(error) = self.inner.journal.record(entries).await {
+        if let Err(error) = self.record(entries).await {
             // A grant the journal does not know could not be restored or audited: take it back.
             // The preemptions stand (their holders were told); the sweeper expires their rows.
             if let Err(undo) = self.inner.live.release(id, None).await {
@@ -226,6 +268,40 @@ impl Arbitrator {
         Ok(Ok(Grant { lease, preempted }))
     }
 
+    /// Releases a grant whose request went away before it was answered.
+    async fn take_back_abandoned(&self, lease: &Lease) {
+        tracing::info!(lease_id = %lease.id, holder = %lease.holder, "request cancelled after its grant; releasing the lease");
+        match self.inner.live.release(lease.id, None).await {
+            Ok(ReleaseOutcome::Released(resource)) => self.inner.wakeups.notify(&resource),
+            Ok(ReleaseOutcome::Missing | ReleaseOutcome::Unrestored) => {}
+            Err(error) => {
+                tracing::error!(%error, lease_id = %lease.id, "could not release an abandoned grant; it lapses at its expiry");
+                return;
+            }
+        }
+        if let Err(error) = self.record(vec![JournalEntry::Released(lease.id)]).await {
+            tracing::error!(%error, lease_id = %lease.id, "release of an abandoned grant not recorded in the journal");
+        }
+    }
+
+    /// Records `entries`, trying again a few times: the live view has already changed, and
+    /// every record is idempotent, so a retry only closes the gap between Redis and Postgres.
+    async fn record(&self, entries: Vec<JournalEntry>) -> Result<(), JournalError> {
+        let mut backoff = JOURNAL_FIRST_BACKOFF;
+        let mut attempt = 1;
+        loop {
+            match self.inner.journal.record(entries.clone()).await {
+                Ok(()) => return Ok(()),
+                Err(JournalError::Stopped) => return Err(JournalError::Stopped),
+                Err(error) if attempt >= JOURNAL_ATTEMPTS => return Err(error),
+                Err(error) => tracing::warn!(%error, attempt, "journal write failed; trying again"),
+            }
+            tokio::time::sleep(backoff).await;
+            backoff *= 4;
+            attempt += 1;
+        }
+    }
+
     /// Extends a live lease by `ttl_s` from now (0 keeps its ttl). Expired, released, unknown or
     /// (for a user) another holder's: not_found; preempted: conflict.
     pub async fn renew(&self, caller: &Caller, id: LeaseId, ttl_s: u32) -> Result<Lease, ArbitratorError> {
@@ -236,15 +312,20 @@ impl Arbitrator {
             ));
         }
         let scope = caller.renew_scope();
-        match self.inner.live.renew(id, ttl_s, scope).await? {
+        let mut outcome = self.inner.live.renew(id, ttl_s, scope).await?;
+        if outcome == RenewOutcome::Unrestored {
+            self.restore_if_lost().await?;
+            outcome = self.inner.live.renew(id, ttl_s, scope).await?;
+        }
+        match outcome {
             RenewOutcome::Renewed(lease) => {
                 let entry = JournalEntry::Renewed { id, ttl_s: lease.ttl_s, expires_at: lease.expires_at };
-                if let Err(error) = self.inner.journal.record(vec![entry]).await {
-                    // The live view decides; the journal's expiry catches up at the next renewal.
-                    tracing::error!(%error, lease_id = %id, "renewal not recorded in the journal");
-                }
+                // Unrecorded, a restore after a Redis loss would bring the lease back with its old
+                // expiry; the holder retries the (idempotent) renewal.
+                self.record(vec![entry]).await?;
                 Ok(lease)
             }
+            RenewOutcome::Unrestored => Err(live_view_not_restored()),
             RenewOutcome::Preempted => Err(ArbitratorError::Preempted(id)),
             RenewOutcome::Missing => {
                 // The live view forgets a preemption after a while (or with a flushed Redis); the
@@ -263,14 +344,22 @@ impl Arbitrator {
     /// or any for an admin); another holder's, unknown, expired or preempted: not_found.
     pub async fn release(&self, caller: &Caller, id: LeaseId, holder: &str) -> Result<(), ArbitratorError> {
         let scope = caller.release_scope(holder)?;
-        let Some(resource) = self.inner.live.release(id, scope.as_deref()).await? else {
-            return Err(ArbitratorError::NotFound(format!("lease {id} not found")));
+        let mut outcome = self.inner.live.release(id, scope.as_deref()).await?;
+        if outcome == ReleaseOutcome::Unrestored {
+            self.restore_if_lost().await?;
+            outcome = self.inner.live.release(id, scope.as_deref()).await?;
+        }
+        let resource = match outcome {
+            ReleaseOutcome::Released(resource) => resource,
+            ReleaseOutcome::Missing => {
+                return Err(ArbitratorError::NotFound(format!("lease {id} not found")));
+            }
+            ReleaseOutcome::Unrestored => return Err(live_view_not_restored()),
         };
         self.inner.wakeups.notify(&resource);
-        if let Err(error) = self.inner.journal.record(vec![JournalEntry::Released(id)]).await {
-            // The amount is back in the pool either way; the row expires at its expiry.
-            tracing::error!(%error, lease_id = %id, "release not recorded in the journal");
-        }
+        // Unrecorded, a restore after a Redis loss would bring the lease back; the holder's retry
+        // finds it gone in Redis (not_found) but the row stays active until its expiry.
+        self.record(vec![JournalEntry::Released(id)]).await?;
         Ok(())
     }
 }

@@ -1,5 +1,5 @@
 //! The periodic sweep: restore the live view if Redis lost it, mark leases past their expiry
-//! expired in the journal, refresh the policy cache, and publish each pool's allocation as
+//! expired in the journal, refresh the policy cache and the limits stored in Redis, and publish each pool's allocation as
 //! metrics. Capacity never waits for this: expired leases stop counting inside the scripts.
 
 use std::time::Duration;
@@ -33,6 +33,9 @@ impl Arbitrator {
             tracing::debug!(expired, "leases expired");
         }
         self.load_policies().await?;
+        // Redis' stored limits outlive replicas: one that ran with another configuration (or a
+        // policy change that reached Postgres but not Redis) would otherwise decide forever.
+        self.publish_limits().await?;
         let resources: Vec<_> = self.inner.catalog.pools().map(|(resource, _)| resource).collect();
         let usages = self.inner.live.usage(&resources).await?;
         for (resource, usage) in resources.iter().zip(usages) {

@@ -7,7 +7,8 @@
 //! Records commute where it matters: a grant is an insert that yields to an existing row, a
 //! preemption an upsert (it may reach Postgres before the grant it revokes), a renewal revives a
 //! row the sweeper marked expired while the renewal was in flight (the live view had not expired
-//! it), and a release ends only a live row. A batch is one statement (see [`merge`]).
+//! it), and a release ends only a live row. A renewal never moves the recorded expiry backwards:
+//! concurrent batches (and retries) may commit renewals of one lease out of order. A batch is one statement (see [`merge`]).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -200,8 +201,8 @@ const WRITE_BATCH: &str = "
             SET status = 'preempted', ended_at = EXCLUDED.ended_at, preempted_by = EXCLUDED.preempted_by
     ), renewed AS (
         UPDATE leases
-        SET expires_at = renewal.expires_at,
-            ttl_s = renewal.ttl_s,
+        SET expires_at = GREATEST(leases.expires_at, renewal.expires_at),
+            ttl_s = CASE WHEN renewal.expires_at >= leases.expires_at THEN renewal.ttl_s ELSE leases.ttl_s END,
             status = CASE WHEN leases.status = 'expired' THEN 'active' ELSE leases.status END,
             ended_at = CASE WHEN leases.status = 'expired' THEN NULL ELSE leases.ended_at END
         FROM UNNEST($19::uuid[], $20::int4[], $21::timestamptz[]) AS renewal(id, ttl_s, expires_at)

@@ -66,6 +66,8 @@ pub enum AcquireOutcome {
     },
     /// Denied, with the numbers compared.
     Denied(Denial),
+    /// Nothing decided: the live view was lost and is not restored yet.
+    Unrestored,
 }
 
 /// What a renewal found.
@@ -77,6 +79,19 @@ pub enum RenewOutcome {
     Preempted,
     /// Unknown, released, expired, or another holder's.
     Missing,
+    /// Nothing decided: the live view was lost and is not restored yet.
+    Unrestored,
+}
+
+/// What a release found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReleaseOutcome {
+    /// Returned to the pool of this resource.
+    Released(ResourceKey),
+    /// No such live lease (of that holder).
+    Missing,
+    /// Nothing decided: the live view was lost and is not restored yet.
+    Unrestored,
 }
 
 /// One pool's allocation right now.
@@ -171,12 +186,14 @@ impl LiveLeases {
     }
 
     /// Decides `request` atomically under `limits` (unless Redis has the replicas' stored ones):
-    /// grant as lease `id`, preempting if allowed and needed, or deny.
+    /// grant as lease `id`, preempting if allowed and needed, or deny. With a `victim_scope`
+    /// only that holder's leases may be preempted.
     pub async fn acquire(
         &self,
         id: LeaseId,
         request: &LeaseRequest,
         limits: Limits,
+        victim_scope: Option<&str>,
     ) -> Result<AcquireOutcome, RedisError> {
         let LeaseRequest { resource, amount, ttl_s, priority, holder } = request;
         let (amount, ttl_s, priority) = (*amount, *ttl_s, *priority);
@@ -194,9 +211,11 @@ impl LiveLeases {
             .arg(ttl_s)
             .arg(encode_limits(limits))
             .arg(PREEMPTED_RETENTION_MS)
+            .arg(victim_scope.unwrap_or(""))
             .invoke_async(&mut self.redis.clone())
             .await?;
         match text(&reply, 0)? {
+            "unrestored" => Ok(AcquireOutcome::Unrestored),
             "granted" => {
                 let lease = Lease {
                     id,
@@ -264,13 +283,13 @@ impl LiveLeases {
             }
             "preempted" => Ok(RenewOutcome::Preempted),
             "missing" => Ok(RenewOutcome::Missing),
+            "unrestored" => Ok(RenewOutcome::Unrestored),
             _ => Err(malformed("a renew outcome")),
         }
     }
 
-    /// Returns lease `id` to its pool if it is live and, with a `scope`, held by that holder;
-    /// the resource it was released from, or `None` when there was no such live lease.
-    pub async fn release(&self, id: LeaseId, scope: Option<&str>) -> Result<Option<ResourceKey>, RedisError> {
+    /// Returns lease `id` to its pool if it is live and, with a `scope`, held by that holder.
+    pub async fn release(&self, id: LeaseId, scope: Option<&str>) -> Result<ReleaseOutcome, RedisError> {
         let reply: Vec<String> = self
             .scripts
             .release
@@ -281,10 +300,11 @@ impl LiveLeases {
             .invoke_async(&mut self.redis.clone())
             .await?;
         match text(&reply, 0)? {
-            "released" => {
-                Ok(Some(ResourceKey::parse(text(&reply, 1)?).map_err(|_| malformed("a resource"))?))
-            }
-            "missing" => Ok(None),
+            "released" => Ok(ReleaseOutcome::Released(
+                ResourceKey::parse(text(&reply, 1)?).map_err(|_| malformed("a resource"))?,
+            )),
+            "missing" => Ok(ReleaseOutcome::Missing),
+            "unrestored" => Ok(ReleaseOutcome::Unrestored),
             _ => Err(malformed("a release outcome")),
         }
     }

@@ -1,7 +1,7 @@
 //! The lease client other crates use: a guard that renews in the background, releases on drop,
 //! and tells its holder when the lease was preempted.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use sutazai_arbitrator::client::{LeaseClient, LeaseError, Resource};
 
@@ -28,19 +28,49 @@ async fn a_guard_renews_while_held_and_releases_on_drop() {
         other => panic!("{other:?}"),
     }
 
-    // A second caller waits; dropping the guard hands the slot over.
+    guard.release().await.unwrap();
+
+    // A second caller waits; dropping a guard hands the slot over at once, long before its ttl.
+    let held = client.acquire(slot.clone(), 1, 60, 0, "gateway", 0).await.unwrap();
+    let dropped_id = held.id().to_owned();
     let waiting = {
         let (client, slot) = (client.clone(), slot.clone());
-        tokio::spawn(async move { client.acquire(slot, 1, 30, 0, "gateway", 5000).await })
+        tokio::spawn(async move {
+            let outcome = client.acquire(slot, 1, 30, 0, "gateway", 5000).await;
+            (outcome, Instant::now())
+        })
     };
     tokio::time::sleep(Duration::from_millis(200)).await;
-    drop(guard);
-    let next = tokio::time::timeout(Duration::from_secs(2), waiting).await.unwrap().unwrap().unwrap();
+    let dropped_at = Instant::now();
+    drop(held);
+    let (next, granted_at) = tokio::time::timeout(Duration::from_secs(2), waiting).await.unwrap().unwrap();
+    let next = next.unwrap();
+    let handoff = granted_at.duration_since(dropped_at);
+    assert!(handoff < Duration::from_millis(300), "handoff took {handoff:?}");
     assert_eq!(arbitrator.pool(&token, &llm_slots(MODEL)).await.allocated, 1);
+    sutazai_testkit::wait_for(
+        "the dropped lease to be recorded released",
+        Duration::from_secs(2),
+        || async { backing.recorded_status(&dropped_id).await == "released" },
+    )
+    .await;
     let id = next.id().to_owned();
     next.release().await.unwrap();
     assert_eq!(arbitrator.pool(&token, &llm_slots(MODEL)).await.allocated, 0);
     assert_eq!(backing.recorded_status(&id).await, "released");
+}
+
+#[tokio::test]
+async fn a_guard_reports_the_lease_lost_once_renewals_fail_past_its_expiry() {
+    let backing = Backing::new().await;
+    let arbitrator = TestArbitrator::start(&backing, settings()).await;
+    let client = LeaseClient::new(arbitrator.channel(), backing.service("gateway"));
+    let mut guard =
+        client.acquire(Resource::LlmSlots(MODEL.to_owned()), 1, 1, 0, "gateway", 0).await.unwrap();
+    // The arbitrator is gone: every renewal fails as unavailable, never as not_found.
+    arbitrator.stop().await;
+    let reason = tokio::time::timeout(Duration::from_secs(3), guard.lost()).await.unwrap();
+    assert_eq!(reason, format!("lease {} expired before a renewal got through", guard.id()));
 }
 
 #[tokio::test]

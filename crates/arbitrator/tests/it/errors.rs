@@ -117,10 +117,21 @@ async fn unknown_pools_and_leases_are_not_found() {
         Code::NotFound,
         &format!("lease {unknown} not found"),
     );
+    // Policies are for admins and services; a user learns nothing, not even which pools exist.
+    assert_status(
+        arbitrator
+            .rpc
+            .clone()
+            .get_policy(authed(pb::GetPolicyRequest { resource: Some(custom("nope")) }, &alice))
+            .await,
+        Code::PermissionDenied,
+        "reading a policy needs the `admin` role or a service token",
+    );
+    let admin = backing.admin();
     let policy_of_nothing = arbitrator
         .rpc
         .clone()
-        .get_policy(authed(pb::GetPolicyRequest { resource: Some(custom("nope")) }, &alice))
+        .get_policy(authed(pb::GetPolicyRequest { resource: Some(custom("nope")) }, &admin))
         .await
         .unwrap_err();
     assert_eq!(policy_of_nothing.code(), Code::NotFound);
@@ -128,7 +139,7 @@ async fn unknown_pools_and_leases_are_not_found() {
     let default = arbitrator
         .rpc
         .clone()
-        .get_policy(authed(pb::GetPolicyRequest { resource: Some(gpu()) }, &alice))
+        .get_policy(authed(pb::GetPolicyRequest { resource: Some(gpu()) }, &backing.service("scheduler")))
         .await
         .unwrap()
         .into_inner()

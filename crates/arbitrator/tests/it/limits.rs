@@ -69,7 +69,7 @@ async fn cpu_is_limited_in_total_and_per_holder() {
     let read = arbitrator
         .rpc
         .clone()
-        .get_policy(crate::authed(pb::GetPolicyRequest { resource: Some(cpu()) }, &dave))
+        .get_policy(crate::authed(pb::GetPolicyRequest { resource: Some(cpu()) }, &backing.admin()))
         .await
         .unwrap()
         .into_inner()
@@ -124,4 +124,26 @@ async fn oversubscription_raises_the_limit_and_a_policy_change_applies_at_once()
         Code::AlreadyExists,
         "cpu: 12000 of 4000 millicores allocated, 1 requested",
     );
+}
+
+#[tokio::test]
+async fn every_sweep_replaces_stale_limits_in_redis() {
+    let backing = Backing::new().await;
+    let arbitrator = TestArbitrator::start(&backing, settings()).await;
+    // Limits left behind by a replica with another configuration: nothing may be leased.
+    let mut redis = sutazai_kit::redis::connect(&backing.redis.settings()).await.unwrap();
+    let limits_key = format!("{}limits", backing.live_prefix());
+    let _: i64 =
+        redis::cmd("HSET").arg(&limits_key).arg("gpu").arg("0 0 0").query_async(&mut redis).await.unwrap();
+    sutazai_testkit::wait_for("a sweep to republish the limits", std::time::Duration::from_secs(3), || {
+        let (mut redis, limits_key) = (redis.clone(), limits_key.clone());
+        async move {
+            let stored: String =
+                redis::cmd("HGET").arg(&limits_key).arg("gpu").query_async(&mut redis).await.unwrap();
+            stored == "1 1 1"
+        }
+    })
+    .await;
+    let alice = backing.user("alice");
+    arbitrator.acquire(&alice, lease(crate::gpu(), 1, 60, 0, "")).await.unwrap();
 }

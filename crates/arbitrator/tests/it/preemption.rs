@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use futures_util::StreamExt;
 use tonic::Code;
 
-use crate::{Backing, TestArbitrator, assert_status, gpu, lease, llm_slots, policy, settings};
+use crate::{Backing, MODEL, TestArbitrator, assert_status, gpu, lease, llm_slots, policy, settings};
 
 #[tokio::test]
 async fn a_higher_priority_preempts_and_the_holder_learns_it() {
@@ -166,4 +166,78 @@ async fn contending_priorities_never_deadlock() {
         assert_eq!(pool.capacity, 1);
         assert!(pool.allocated <= 1, "{pool:?}");
     }
+}
+
+#[tokio::test]
+async fn a_user_preempts_only_its_own_leases() {
+    let backing = Backing::new().await;
+    let arbitrator = TestArbitrator::start(&backing, settings()).await;
+    let (alice, bob) = (backing.user("alice"), backing.user("bob"));
+    let gateway = backing.service("gateway");
+
+    // The gateway's inference slot at priority 0: no user's priority revokes it.
+    let slot = arbitrator
+        .acquire(&gateway, lease(llm_slots(MODEL), 1, 600, 0, "gateway"))
+        .await
+        .unwrap()
+        .lease
+        .unwrap();
+    assert_status(
+        arbitrator.acquire(&bob, lease(llm_slots(MODEL), 1, 600, 5, "")).await,
+        Code::AlreadyExists,
+        &format!("llm_slots:{MODEL}: 1 of 1 slots allocated, 1 requested"),
+    );
+    // Nor another user's lease.
+    let relaxed = arbitrator.acquire(&alice, lease(gpu(), 1, 600, 0, "")).await.unwrap().lease.unwrap();
+    assert_status(
+        arbitrator.acquire(&bob, lease(gpu(), 1, 600, 5, "")).await,
+        Code::AlreadyExists,
+        "gpu: 1 of 1 devices allocated, 1 requested",
+    );
+    // A user's own lower-priority lease yields to its more urgent request.
+    let urgent = arbitrator.acquire(&alice, lease(gpu(), 1, 600, 1, "")).await.unwrap();
+    assert_eq!(urgent.preempted_lease_ids, std::slice::from_ref(&relaxed.id));
+
+    // Admins and services preempt anyone's.
+    let by_admin =
+        arbitrator.acquire(&backing.admin(), lease(llm_slots(MODEL), 1, 600, 1, "admin")).await.unwrap();
+    assert_eq!(by_admin.preempted_lease_ids, [slot.id]);
+    let by_service = arbitrator.acquire(&gateway, lease(gpu(), 1, 600, 2, "gateway")).await.unwrap();
+    assert_eq!(by_service.preempted_lease_ids, [urgent.lease.unwrap().id]);
+}
+
+#[tokio::test]
+async fn a_victim_without_its_key_is_skipped_and_the_preemption_is_whole() {
+    let backing = Backing::new().await;
+    let arbitrator = TestArbitrator::start(&backing, settings()).await;
+    let scheduler = backing.service("scheduler");
+    let licenses = crate::custom("licenses");
+    // Five licenses: priority 1 (1), priority 2 (1), priority 3 (3).
+    let mut ids = Vec::new();
+    for (priority, amount) in [(1, 1), (2, 1), (3, 3)] {
+        let granted =
+            arbitrator.acquire(&scheduler, lease(licenses.clone(), amount, 600, priority, "batch")).await;
+        ids.push(granted.unwrap().lease.unwrap().id);
+    }
+    // The middle victim's hash is lost; its id is still in the pool's preemption order.
+    let mut redis = sutazai_kit::redis::connect(&backing.redis.settings()).await.unwrap();
+    let _: i64 = redis::cmd("DEL")
+        .arg(format!("{}lease:{}", backing.live_prefix(), ids[1]))
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+
+    // Four needed: the lost lease is skipped, the other two revoked, all in one step.
+    let urgent = arbitrator.acquire(&scheduler, lease(licenses.clone(), 4, 600, 5, "urgent")).await.unwrap();
+    assert_eq!(urgent.preempted_lease_ids, [ids[0].clone(), ids[2].clone()]);
+    assert_eq!(backing.recorded_status(&ids[0]).await, "preempted");
+    assert_eq!(backing.recorded_status(&ids[2]).await, "preempted");
+    let in_order: Vec<String> = redis::cmd("ZRANGE")
+        .arg(format!("{}prio:custom:licenses", backing.live_prefix()))
+        .arg(0)
+        .arg(-1)
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    assert_eq!(in_order, [urgent.lease.unwrap().id]);
 }

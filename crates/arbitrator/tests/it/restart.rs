@@ -4,8 +4,9 @@
 use std::time::Duration;
 
 use sutazai_proto::v1 as pb;
+use tonic::Code;
 
-use crate::{Backing, TestArbitrator, cpu, custom, lease, settings};
+use crate::{Backing, TestArbitrator, assert_status, cpu, custom, lease, settings};
 
 async fn allocations(arbitrator: &TestArbitrator, token: &str) -> Vec<(u64, u32)> {
     arbitrator
@@ -66,4 +67,38 @@ async fn a_running_replica_restores_after_redis_is_flushed() {
     })
     .await;
     arbitrator.renew(&alice, &held.id, 0).await.unwrap();
+}
+
+#[tokio::test]
+async fn after_a_flush_nothing_is_decided_before_the_restore() {
+    let backing = Backing::new().await;
+    let (alice, bob) = (backing.user("alice"), backing.user("bob"));
+    // No sweep comes to the rescue: the requests themselves must notice and restore.
+    let mut no_sweeps = settings();
+    no_sweeps.sweep_interval_ms = 3_600_000;
+    let arbitrator = TestArbitrator::start(&backing, no_sweeps).await;
+    // Past the sweeper's immediate first tick.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let held = arbitrator.acquire(&alice, lease(cpu(), 6000, 600, 0, "")).await.unwrap().lease.unwrap();
+    backing.redis.cleanup().await;
+
+    // Granting from the emptied view would hand out capacity alice still holds.
+    assert_status(
+        arbitrator.acquire(&bob, lease(cpu(), 3000, 600, 0, "")).await,
+        Code::AlreadyExists,
+        "cpu: 6000 of 8000 millicores allocated, 3000 requested",
+    );
+    let granted = arbitrator.acquire(&bob, lease(cpu(), 2000, 600, 0, "")).await.unwrap().lease.unwrap();
+    let pool = arbitrator.pool(&alice, &cpu()).await;
+    assert_eq!((pool.allocated, pool.active_leases), (8000, 2));
+
+    // Renewals and releases restore too, instead of answering not_found.
+    backing.redis.cleanup().await;
+    let renewed = arbitrator.renew(&alice, &held.id, 0).await.unwrap();
+    assert_eq!((renewed.amount, renewed.acquired_at), (6000, held.acquired_at));
+    backing.redis.cleanup().await;
+    arbitrator.release(&bob, &granted.id, "").await.unwrap();
+    let pool = arbitrator.pool(&alice, &cpu()).await;
+    assert_eq!((pool.allocated, pool.active_leases), (6000, 1));
+    assert_eq!(backing.recorded_status(&granted.id).await, "released");
 }

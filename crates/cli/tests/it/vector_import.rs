@@ -65,7 +65,7 @@ async fn fvecs_npy_and_jsonl_files_are_imported() {
     let files = tempfile::tempdir().unwrap();
     let service =
         VectorProcess::start(&issuer, &redis, data_dir.path(), files.path().join("service.log")).await;
-    let token = issuer.service_token("importer", &["vectors:write"]);
+    let token = issuer.service_token("importer", &["vectors:write", "vectors:read"]);
     let url = format!("http://{}", service.address);
     let base = |file: &Path, collection: &str| -> Vec<String> {
         [

@@ -439,4 +439,3 @@ mod tests {
         assert!(valid.into_result().is_ok());
     }
 }
-

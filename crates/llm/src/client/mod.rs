@@ -10,7 +10,6 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-
 use crate::cache::{CacheStats, ResponseCache};
 use crate::error::LlmError;
 use crate::ollama::OllamaProvider;
@@ -154,7 +153,11 @@ impl LlmClient {
             return Ok(ChatOutcome { response, cached: true });
         }
         self.ensure_model_available(&request.model).await?;
-        let outcome = self.call_with_retries("chat", Slot::Inference { model: &request.model }, || self.provider.chat(&request)).await;
+        let outcome = self
+            .call_with_retries("chat", Slot::Inference { model: &request.model }, || {
+                self.provider.chat(&request)
+            })
+            .await;
         let response = match outcome {
             Ok((response, _permit)) => response,
             Err(error) => return Err(self.explain_unknown_model(error, &request.model).await),
@@ -190,8 +193,11 @@ impl LlmClient {
         }
         let model = self.resolve_model(model);
         self.ensure_model_available(&model).await?;
-        let outcome =
-            self.call_with_retries("embed", Slot::Inference { model: &model }, || self.provider.embed(&model, &inputs)).await;
+        let outcome = self
+            .call_with_retries("embed", Slot::Inference { model: &model }, || {
+                self.provider.embed(&model, &inputs)
+            })
+            .await;
         match outcome {
             Ok((vectors, _permit)) => Ok(vectors),
             Err(error) => Err(self.explain_unknown_model(error, &model).await),
@@ -270,7 +276,6 @@ impl LlmClient {
         };
         LlmError::UnknownModel { model: model.to_owned(), available }
     }
-
 
     fn timeout_error(&self) -> LlmError {
         LlmError::Timeout { timeout_ms: u64::try_from(self.request_timeout.as_millis()).unwrap_or(u64::MAX) }

@@ -185,7 +185,8 @@ async fn a_crash_during_streaming_ends_the_stream_with_unavailable() {
 async fn inference_calls_queue_for_a_free_slot() {
     let fake = fake_with_models().await;
     let permits = Arc::new(Semaphore::new(1));
-    let client = client(Protocol::Ollama, &fake).with_inference_slots(Arc::new(LocalSlots::shared(Arc::clone(&permits))));
+    let client = client(Protocol::Ollama, &fake)
+        .with_inference_slots(Arc::new(LocalSlots::shared(Arc::clone(&permits))));
     client.list_models().await.unwrap();
     fake.set_latency(Duration::from_millis(300));
     let started_at = Instant::now();

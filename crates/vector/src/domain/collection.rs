@@ -22,6 +22,10 @@ use crate::store::segment::frame;
 /// The most hits one query may ask for.
 pub const MAX_K: usize = 10_000;
 
+/// The most hits one search request may ask for over all its queries (queries × k), which
+/// bounds the work and the size of one response.
+pub const MAX_TOTAL_HITS: usize = 1_000_000;
+
 /// What a collection reports about itself.
 #[derive(Debug, Clone)]
 pub struct CollectionInfo {
@@ -77,6 +81,11 @@ impl Collection {
     /// Whether its log failed (it refuses writes until a restart).
     pub fn storage_failed(&self) -> bool {
         self.storage_failed.load(Ordering::Acquire)
+    }
+
+    /// Marks the collection as unable to write (its writer is gone); writes answer unavailable.
+    pub(crate) fn mark_storage_failed(&self) {
+        self.storage_failed.store(true, Ordering::Release);
     }
 
     /// What it reports about itself.
@@ -179,6 +188,16 @@ impl Collection {
             ));
         }
         check_search_options(&options)?;
+        if queries.len().saturating_mul(options.k) > MAX_TOTAL_HITS {
+            return Err(VectorError::validation(
+                "k",
+                format!(
+                    "{} queries × k {} exceed {MAX_TOTAL_HITS} hits per request; lower k or send fewer queries",
+                    queries.len(),
+                    options.k
+                ),
+            ));
+        }
         for (position, query) in queries.iter().enumerate() {
             self.state.check_vector(&format!("queries[{position}].vector"), query)?;
         }

@@ -156,9 +156,17 @@ impl Collections {
         collection.close().await;
         let data_dir = Arc::clone(&self.data_dir);
         let directory_name = name.clone();
-        tokio::task::spawn_blocking(move || data_dir.remove_collection(&directory_name))
+        let removed = tokio::task::spawn_blocking(move || data_dir.remove_collection(&directory_name))
             .await
-            .map_err(|error| VectorError::Internal(format!("deleting a collection panicked: {error}")))??;
+            .map_err(|error| VectorError::Internal(format!("deleting a collection panicked: {error}")))
+            .and_then(|removed| removed.map_err(VectorError::from));
+        if let Err(error) = removed {
+            // Its writer has stopped, so it comes back read-only: reads and searches go on, writes
+            // answer unavailable and readiness reports it, until a restart loads what is on disk.
+            collection.mark_storage_failed();
+            self.write_map().insert(name.clone(), collection);
+            return Err(error);
+        }
         crate::metrics::set_points(name.as_str(), 0);
         crate::metrics::set_memory_bytes(name.as_str(), 0);
         Ok(())

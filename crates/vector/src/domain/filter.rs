@@ -152,6 +152,22 @@ impl Filter {
         self.must.is_empty() && self.should.is_empty() && self.must_not.is_empty()
     }
 
+    /// Whether this filter or one nested in it at any depth holds no condition (and so matches
+    /// every point, which a delete refuses).
+    pub fn has_empty_part(&self) -> bool {
+        if self.is_empty() {
+            return true;
+        }
+        for condition in self.must.iter().chain(&self.should).chain(&self.must_not) {
+            if let Condition::Nested(nested) = condition
+                && nested.has_empty_part()
+            {
+                return true;
+            }
+        }
+        false
+    }
+
     /// How deeply filters nest inside this one (1 for a filter without nested filters).
     pub fn depth(&self) -> usize {
         let nested =
@@ -208,10 +224,27 @@ fn any_in_value(value: &Value, segments: &[String], test: &mut dyn FnMut(&Value)
     }
 }
 
+/// Numbers by value: exactly when both are integers (an f64 cannot tell 2^53 from 2^53 + 1),
+/// as f64 otherwise.
+fn numbers_equal(left: &serde_json::Number, right: &serde_json::Number) -> bool {
+    if let (Some(left), Some(right)) = (left.as_i64(), right.as_i64()) {
+        return left == right;
+    }
+    if let (Some(left), Some(right)) = (left.as_u64(), right.as_u64()) {
+        return left == right;
+    }
+    let is_integer = |number: &serde_json::Number| number.is_i64() || number.is_u64();
+    if is_integer(left) && is_integer(right) {
+        // One is negative, the other above i64::MAX.
+        return false;
+    }
+    left.as_f64() == right.as_f64()
+}
+
 /// JSON equality with numbers compared by value.
 fn json_equal(left: &Value, right: &Value) -> bool {
     match (left, right) {
-        (Value::Number(left), Value::Number(right)) => left.as_f64() == right.as_f64(),
+        (Value::Number(left), Value::Number(right)) => numbers_equal(left, right),
         (Value::Array(left), Value::Array(right)) => {
             left.len() == right.len() && left.iter().zip(right).all(|(left, right)| json_equal(left, right))
         }
@@ -242,6 +275,36 @@ mod tests {
             Value::Object(map) => map,
             _ => panic!("not an object"),
         }
+    }
+
+    #[test]
+    fn integers_compare_exactly_and_mixed_numbers_as_floats() {
+        let big = json!(9_007_199_254_740_993_u64);
+        assert!(!json_equal(&big, &json!(9_007_199_254_740_992_u64)), "2^53 + 1 is not 2^53");
+        assert!(json_equal(&big, &json!(9_007_199_254_740_993_u64)));
+        assert!(!json_equal(&json!(-1), &json!(u64::MAX)));
+        assert!(json_equal(&json!(3), &json!(3.0)));
+        assert!(!json_equal(&json!(3), &json!(3.5)));
+    }
+
+    #[test]
+    fn empty_parts_are_found_at_any_depth() {
+        let leaf = Condition::Match { key: KeyPath::parse("a").unwrap(), value: json!(1) };
+        let nested_empty = Filter {
+            must: vec![leaf.clone()],
+            should: vec![Condition::Nested(Filter {
+                must_not: vec![Condition::Nested(Filter::default())],
+                ..Filter::default()
+            })],
+            ..Filter::default()
+        };
+        assert!(nested_empty.has_empty_part());
+        assert!(Filter::default().has_empty_part());
+        let whole = Filter {
+            must: vec![Condition::Nested(Filter { must: vec![leaf], ..Filter::default() })],
+            ..Filter::default()
+        };
+        assert!(!whole.has_empty_part());
     }
 
     #[test]

@@ -91,7 +91,7 @@ fn replay_segments(
     next_segment: u64,
 ) -> Result<(SegmentWriter, u64), VectorError> {
     let Some(&(first_number, _)) = segments.first() else {
-        return Ok((SegmentWriter::create(directory, next_segment.max(1))?, 0));
+        return Ok((SegmentWriter::create(directory, next_segment.max(1)).map_err(StoreError::from)?, 0));
     };
     // Segments are numbered consecutively; a gap means acknowledged writes are missing.
     for (offset, (number, path)) in segments.iter().enumerate() {

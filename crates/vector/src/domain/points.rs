@@ -66,28 +66,26 @@ impl PointTable {
         self.entries.get(usize::try_from(slot).ok()?)?.as_ref()
     }
 
-    /// Every live point with its slot, in slot order.
+    /// Whether `slot` holds the current point of its id: staged slots of a write in progress and
+    /// freed slots are not. Searches admit only current slots, so a write becomes visible whole
+    /// when [`PointTable::publish`] switches its ids over.
+    pub fn is_current(&self, slot: SlotId) -> bool {
+        self.entry(slot).is_some_and(|entry| self.slots_by_id.get(&entry.id) == Some(&slot))
+    }
+
+    /// Every live (current) point with its slot, in slot order.
     pub fn iter(&self) -> impl Iterator<Item = (SlotId, &PointEntry)> {
         self.entries.iter().enumerate().filter_map(|(position, entry)| {
             let slot = SlotId::try_from(position).ok()?;
-            Some((slot, entry.as_ref()?))
+            let entry = entry.as_ref()?;
+            (self.slots_by_id.get(&entry.id) == Some(&slot)).then_some((slot, entry))
         })
     }
 
-    /// Stores `entry` under its id: in the id's current slot when it exists (returned with
-    /// `false`), else in a free or new slot (returned with `true`). `None` when the slot space is
+    /// Stores `entry` in a free or new slot without making it current: its id keeps pointing at
+    /// its previous slot (if any) until [`PointTable::publish`]. `None` when the slot space is
     /// exhausted.
-    pub fn put(&mut self, entry: PointEntry) -> Option<(SlotId, bool)> {
-        if let Some(slot) = self.slot_of(&entry.id) {
-            let position = usize::try_from(slot).ok()?;
-            let added = entry_heap_bytes(&entry);
-            if let Some(previous) = self.entries.get_mut(position).and_then(Option::take) {
-                self.heap_bytes = self.heap_bytes.saturating_sub(entry_heap_bytes(&previous));
-            }
-            self.heap_bytes += added;
-            *self.entries.get_mut(position)? = Some(entry);
-            return Some((slot, false));
-        }
+    pub fn stage(&mut self, entry: PointEntry) -> Option<SlotId> {
         let slot = match self.free_slots.pop() {
             Some(slot) => slot,
             // The engine reserves SlotId::MAX.
@@ -98,21 +96,40 @@ impl PointTable {
             self.entries.push(None);
         }
         self.heap_bytes += entry_heap_bytes(&entry) + entry.id.heap_bytes();
-        self.slots_by_id.insert(entry.id.clone(), slot);
         *self.entries.get_mut(position)? = Some(entry);
-        Some((slot, true))
+        Some(slot)
+    }
+
+    /// Makes staged `slot` the current one of its id; returns the id's former slot, which is
+    /// freed (the caller removes it from the engine).
+    pub fn publish(&mut self, slot: SlotId) -> Option<SlotId> {
+        let id = self.entry(slot)?.id.clone();
+        let previous = self.slots_by_id.insert(id, slot)?;
+        debug_assert_ne!(previous, slot, "a staged slot is never already current");
+        self.release(previous);
+        Some(previous)
+    }
+
+    /// Drops staged `slot` (a write that failed) and frees it.
+    pub fn discard(&mut self, slot: SlotId) {
+        debug_assert!(!self.is_current(slot), "only staged slots are discarded");
+        self.release(slot);
     }
 
     /// Removes `id`; returns its former slot, which becomes free for reuse.
     pub fn remove(&mut self, id: &PointId) -> Option<SlotId> {
         let slot = self.slots_by_id.remove(id)?;
-        let position = usize::try_from(slot).ok()?;
+        self.release(slot);
+        Some(slot)
+    }
+
+    fn release(&mut self, slot: SlotId) {
+        let Ok(position) = usize::try_from(slot) else { return };
         if let Some(entry) = self.entries.get_mut(position).and_then(Option::take) {
             self.heap_bytes =
                 self.heap_bytes.saturating_sub(entry_heap_bytes(&entry) + entry.id.heap_bytes());
+            self.free_slots.push(slot);
         }
-        self.free_slots.push(slot);
-        Some(slot)
     }
 
     /// Estimated memory of the table itself: slot array, id map and the heap data of ids,
@@ -171,27 +188,53 @@ mod tests {
         PointEntry { id, payload, original: None }
     }
 
+    fn put(table: &mut PointTable, entry: PointEntry) -> SlotId {
+        let slot = table.stage(entry).unwrap();
+        table.publish(slot);
+        slot
+    }
+
     #[test]
     fn slots_are_dense_and_reused() {
         let mut table = PointTable::default();
-        assert_eq!(table.put(entry(PointId::Num(1), None)), Some((0, true)));
-        assert_eq!(table.put(entry(PointId::Str("1".into()), None)), Some((1, true)));
-        assert_eq!(table.put(entry(PointId::Num(2), None)), Some((2, true)));
-        assert_eq!(table.put(entry(PointId::Num(1), Some(json!({"a": 1})))), Some((0, false)));
+        assert_eq!(put(&mut table, entry(PointId::Num(1), None)), 0);
+        assert_eq!(put(&mut table, entry(PointId::Str("1".into()), None)), 1);
+        assert_eq!(put(&mut table, entry(PointId::Num(2), None)), 2);
         assert_eq!(table.len(), 3);
         assert_eq!(table.remove(&PointId::Str("1".into())), Some(1));
         assert_eq!(table.remove(&PointId::Str("1".into())), None);
-        assert_eq!(table.put(entry(PointId::Num(9), None)), Some((1, true)));
+        assert_eq!(put(&mut table, entry(PointId::Num(9), None)), 1);
         assert_eq!(table.entry(1).map(|found| found.id.clone()), Some(PointId::Num(9)));
         assert_eq!(table.iter().map(|(slot, _)| slot).collect::<Vec<_>>(), [0, 1, 2]);
     }
 
     #[test]
+    fn a_replacement_is_staged_beside_the_current_point_until_published() {
+        let mut table = PointTable::default();
+        assert_eq!(put(&mut table, entry(PointId::Num(1), None)), 0);
+        let staged = table.stage(entry(PointId::Num(1), Some(json!({"a": 1})))).unwrap();
+        assert_eq!(staged, 1);
+        assert!(table.is_current(0));
+        assert!(!table.is_current(staged));
+        assert_eq!(table.iter().map(|(slot, _)| slot).collect::<Vec<_>>(), [0]);
+        assert_eq!(table.len(), 1);
+        assert_eq!(table.publish(staged), Some(0));
+        assert!(!table.is_current(0));
+        assert!(table.is_current(staged));
+        assert_eq!(table.slot_of(&PointId::Num(1)), Some(staged));
+        let discarded = table.stage(entry(PointId::Num(1), None)).unwrap();
+        assert_eq!(discarded, 0, "the replaced slot was freed");
+        table.discard(discarded);
+        assert_eq!(table.slot_of(&PointId::Num(1)), Some(staged));
+        assert_eq!(table.len(), 1);
+    }
+
+    #[test]
     fn memory_estimate_follows_payloads() {
         let mut table = PointTable::default();
-        table.put(entry(PointId::Num(1), None));
+        put(&mut table, entry(PointId::Num(1), None));
         let small = table.memory_bytes();
-        table.put(entry(PointId::Num(1), Some(json!({"text": "x".repeat(10_000)}))));
+        put(&mut table, entry(PointId::Num(1), Some(json!({"text": "x".repeat(10_000)}))));
         let large = table.memory_bytes();
         assert!(large >= small + 10_000, "{small} -> {large}");
         table.remove(&PointId::Num(1));

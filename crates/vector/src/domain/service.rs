@@ -144,6 +144,13 @@ impl VectorService {
                         "must hold at least one condition (delete the collection to remove every point)",
                     ));
                 }
+                // A nested empty filter matches every point too, so it is refused the same way.
+                if filter.has_empty_part() {
+                    return Err(VectorError::validation(
+                        "filter",
+                        "every nested filter must hold at least one condition",
+                    ));
+                }
                 collection.delete_filter(filter).await
             }
         }

@@ -2,11 +2,12 @@
 //! them. Writes are applied by the collection's writer only (and by replay at start), in log
 //! order; searches and reads run concurrently with them.
 //!
-//! Lock order and visibility: a write puts new table entries in before their vectors reach the
-//! index, and takes deleted vectors out of the index while holding the table's write lock. A
-//! search holds the table's read lock from the engine call until its hits are mapped to ids, so
-//! every slot the engine returns is in the table and no slot is freed and reused under it. The
-//! expensive part of an upsert (inserting into the index) runs outside the table lock.
+//! Lock order and visibility: an upsert stages its points in fresh slots (not yet current: their
+//! ids still map to the old slots), inserts the vectors into the index outside the table lock,
+//! then switches the ids to the new slots and takes the old and deleted vectors out of the index
+//! while holding the table's write lock. A search admits only current slots and holds the table's
+//! read lock from the engine call until its hits are mapped to ids, so a write is seen whole or
+//! not at all and no slot is freed and reused under a search.
 
 use std::cmp::Ordering;
 use std::collections::HashMap;
@@ -27,6 +28,10 @@ pub type PointVisitor<'visit> = dyn FnMut(&PointId, &[f32], Option<&Map<String, 
 
 /// Fewest tombstones worth a compaction.
 pub const COMPACT_MIN_TOMBSTONES: usize = 1024;
+
+/// Most hits fetched beyond k + 1 to order a tie at the k-th place by id; past it, which of the
+/// tied points make the cut is the engine's choice.
+pub const MAX_TIE_EXTRA_FETCH: usize = 1024;
 
 /// A search as the state runs it (already validated).
 #[derive(Debug, Clone, Default)]
@@ -176,31 +181,59 @@ impl CollectionState {
     }
 
     /// Inserts or replaces `points` (already checked); a later point with the same id wins.
+    ///
+    /// Every point goes into a fresh slot first, invisible to searches (its id still maps to its
+    /// old slot, if any). The engine inserts them outside the table lock; then, under the write
+    /// lock, the ids switch to the new slots and the old slots leave the engine. A search
+    /// therefore sees the whole write or none of it, and a hit's payload always belongs to the
+    /// vector that was scored.
     pub fn apply_upsert(&self, points: Vec<NewPoint>) -> Result<u64, VectorError> {
         let count = points.len() as u64;
         let keep_original = self.spec.metric == Metric::Cosine;
-        let mut staged: Vec<(SlotId, Vec<f32>)> = Vec::with_capacity(points.len());
-        let mut position_of_slot: HashMap<SlotId, usize> = HashMap::with_capacity(points.len());
+        let mut position_of_id: HashMap<PointId, usize> = HashMap::with_capacity(points.len());
+        let mut unique: Vec<NewPoint> = Vec::with_capacity(points.len());
+        for point in points {
+            match position_of_id.get(&point.id) {
+                Some(&position) => unique[position] = point,
+                None => {
+                    position_of_id.insert(point.id.clone(), unique.len());
+                    unique.push(point);
+                }
+            }
+        }
+        let mut staged: Vec<(SlotId, Vec<f32>)> = Vec::with_capacity(unique.len());
         {
             let mut table = self.write_table();
-            for point in points {
+            for point in unique {
                 let original = keep_original.then(|| point.vector.clone().into_boxed_slice());
                 let entry = PointEntry { id: point.id, payload: point.payload, original };
-                let (slot, _) = table.put(entry).ok_or_else(|| {
-                    VectorError::Unavailable("the collection holds the most points it can".to_owned())
-                })?;
-                match position_of_slot.get(&slot) {
-                    Some(&position) => staged[position].1 = point.vector,
-                    None => {
-                        position_of_slot.insert(slot, staged.len());
-                        staged.push((slot, point.vector));
+                let Some(slot) = table.stage(entry) else {
+                    for (slot, _) in &staged {
+                        table.discard(*slot);
                     }
-                }
+                    return Err(VectorError::Unavailable(
+                        "the collection holds the most points it can".to_owned(),
+                    ));
+                };
+                staged.push((slot, point.vector));
             }
         }
         let items: Vec<(SlotId, &[f32])> =
             staged.iter().map(|(slot, vector)| (*slot, vector.as_slice())).collect();
-        self.index.upsert_batch(&items).map_err(|error| engine_error(error, "points."))?;
+        let inserted = self.index.upsert_batch(&items);
+        let mut table = self.write_table();
+        if let Err(error) = inserted {
+            for (slot, _) in &staged {
+                self.index.remove(*slot);
+                table.discard(*slot);
+            }
+            return Err(engine_error(error, "points."));
+        }
+        for (slot, _) in &staged {
+            if let Some(replaced) = table.publish(*slot) {
+                self.index.remove(replaced);
+            }
+        }
         Ok(count)
     }
 
@@ -250,14 +283,21 @@ impl CollectionState {
         }
     }
 
-    /// Calls `visit` with every live point (id, vector as given, payload) while writes wait.
-    pub fn for_each_point(&self, visit: &mut PointVisitor<'_>) {
+    /// Calls `visit` with every live point (id, vector as given, payload) while writes wait. A
+    /// point whose vector the engine lacks is an internal error: a snapshot without it would
+    /// silently lose an acknowledged write, so the caller keeps the log instead.
+    pub fn for_each_point(&self, visit: &mut PointVisitor<'_>) -> Result<(), VectorError> {
         let table = self.read_table();
         for (slot, entry) in table.iter() {
-            if let Some(vector) = self.vector_of(slot, entry) {
-                visit(&entry.id, &vector, entry.payload.as_ref());
-            }
+            let Some(vector) = self.vector_of(slot, entry) else {
+                return Err(VectorError::Internal(format!(
+                    "point {} (slot {slot}) has no vector in the index",
+                    entry.id
+                )));
+            };
+            visit(&entry.id, &vector, entry.payload.as_ref());
         }
+        Ok(())
     }
 
     /// The `k` best points for each query (already checked), best first, ties by id.
@@ -269,13 +309,14 @@ impl CollectionState {
         let guard = self.read_table();
         let table: &PointTable = &guard;
         let filter = options.filter.as_ref().filter(|filter| !filter.is_empty());
+        // Always given: staged slots of a write in progress are in the engine but not current.
         let predicate = |slot: SlotId| {
-            table
-                .entry(slot)
-                .is_some_and(|entry| filter.is_none_or(|filter| filter.matches(entry.payload.as_ref())))
+            table.is_current(slot)
+                && table
+                    .entry(slot)
+                    .is_some_and(|entry| filter.is_none_or(|filter| filter.matches(entry.payload.as_ref())))
         };
-        let predicate_ref: Option<&(dyn Fn(SlotId) -> bool + Sync)> =
-            if filter.is_some() { Some(&predicate) } else { None };
+        let predicate_ref: Option<&(dyn Fn(SlotId) -> bool + Sync)> = Some(&predicate);
         // One more than k shows whether a tie at the k-th place continues past it.
         let first_fetch = options.k.saturating_add(1);
         let params = SearchParams { k: first_fetch, ef: options.ef, nprobe: options.nprobe };
@@ -285,10 +326,13 @@ impl CollectionState {
             .search_batch(&query_slices, &params, predicate_ref)
             .map_err(|error| engine_error(error, ""))?;
         let mut results = Vec::with_capacity(queries.len());
+        // Ties past k are fetched up to a bound, so a collection of equal scores cannot turn one
+        // search into a scan of everything (and an HNSW candidate list of that size).
+        let fetch_limit = options.k.saturating_add(1).saturating_add(MAX_TIE_EXTRA_FETCH).min(table.len());
         for (query, mut hits) in query_slices.iter().zip(batches) {
             let mut fetch = first_fetch;
-            while tie_continues(&hits, options.k, fetch) && fetch < table.len() {
-                fetch = fetch.saturating_mul(2).min(table.len());
+            while tie_continues(&hits, options.k, fetch) && fetch < fetch_limit {
+                fetch = fetch.saturating_mul(2).min(fetch_limit);
                 let params = SearchParams { k: fetch, ef: options.ef, nprobe: options.nprobe };
                 hits = self
                     .index
@@ -302,8 +346,11 @@ impl CollectionState {
 
     /// Maps slots to points, orders ties by id, keeps k.
     fn finish_hits(&self, table: &PointTable, hits: Vec<Hit>, options: &SearchOptions) -> Vec<ScoredPoint> {
-        let mut found: Vec<(SlotId, &PointEntry, f32)> =
-            hits.iter().filter_map(|hit| Some((hit.slot, table.entry(hit.slot)?, hit.score))).collect();
+        let mut found: Vec<(SlotId, &PointEntry, f32)> = hits
+            .iter()
+            .filter(|hit| table.is_current(hit.slot))
+            .filter_map(|hit| Some((hit.slot, table.entry(hit.slot)?, hit.score)))
+            .collect();
         let higher_is_better = self.spec.metric.higher_is_better();
         found.sort_by(|left, right| {
             let by_score = left.2.partial_cmp(&right.2).unwrap_or(Ordering::Equal);
@@ -462,6 +509,57 @@ mod tests {
         let hits =
             state.search(&[vec![1999.0, 1.0]], &SearchOptions { k: 2, ..SearchOptions::default() }).unwrap();
         assert_eq!(ids(&hits[0]), [PointId::Num(1999), PointId::Num(1998)]);
+    }
+
+    #[test]
+    fn searches_never_see_half_applied_replacements() {
+        let state = std::sync::Arc::new(state(
+            Metric::L2,
+            IndexConfig::Hnsw { m: 0, ef_construction: 0, ef_search: 0 },
+        ));
+        // The payload records the vector's first component, so a hit whose payload belongs to
+        // another version of the point than the scored vector shows.
+        let version = |round: u32| -> Vec<NewPoint> {
+            (0..300_u64)
+                .map(|number| {
+                    let first = (round * 1000) as f32 + number as f32;
+                    point(PointId::Num(number), [first, 0.0], Some(json!({"first": first})))
+                })
+                .collect()
+        };
+        state.apply_upsert(version(0)).unwrap();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let searcher = {
+            let state = std::sync::Arc::clone(&state);
+            let stop = std::sync::Arc::clone(&stop);
+            std::thread::spawn(move || {
+                let options = SearchOptions { k: 20, with_payload: true, ..SearchOptions::default() };
+                let mut searches = 0_u32;
+                while !stop.load(std::sync::atomic::Ordering::Acquire) || searches == 0 {
+                    let query = [(searches % 5) as f32 * 1000.0, 0.0];
+                    let hits = state.search(&[query.to_vec()], &options).unwrap();
+                    let rounds: std::collections::BTreeSet<u64> = hits[0]
+                        .iter()
+                        .map(|hit| {
+                            let first = hit.payload.as_ref().unwrap()["first"].as_f64().unwrap() as f32;
+                            let expected = (first - query[0]).powi(2);
+                            assert_eq!(hit.score, expected, "payload {first} scored as another vector");
+                            (first / 1000.0) as u64
+                        })
+                        .collect();
+                    assert_eq!(rounds.len(), 1, "one search saw two versions of the batch: {rounds:?}");
+                    assert_eq!(hits[0].len(), 20);
+                    searches += 1;
+                }
+            })
+        };
+        for round in 1..5 {
+            state.apply_upsert(version(round)).unwrap();
+        }
+        stop.store(true, std::sync::atomic::Ordering::Release);
+        searcher.join().unwrap();
+        assert_eq!(state.len(), 300);
+        assert_eq!(state.get(&PointId::Num(7)).unwrap().vector, [4007.0, 0.0]);
     }
 
     #[test]

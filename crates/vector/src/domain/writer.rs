@@ -30,7 +30,7 @@ use super::points::NewPoint;
 use super::state::CollectionState;
 use crate::error::{StoreError, VectorError};
 use crate::store::files::sync_dir;
-use crate::store::segment::{SegmentWriter, list_segments};
+use crate::store::segment::{CreateSegmentError, SegmentWriter, list_segments};
 use crate::store::snapshot::{self, SnapshotBuilder};
 
 /// Most write requests committed together.
@@ -123,7 +123,10 @@ pub(crate) struct Writer {
     log: Option<SegmentWriter>,
     log_bytes_since_snapshot: u64,
     snapshot_log_bytes: u64,
-    snapshot_task: Option<JoinHandle<()>>,
+    /// Log bytes the running snapshot covers; they count again if it fails.
+    unsnapshotted_log_bytes: u64,
+    /// The running snapshot's file writing; `true` once it is in place.
+    snapshot_task: Option<JoinHandle<bool>>,
     compaction_task: Option<JoinHandle<()>>,
     commands: mpsc::Receiver<Command>,
 }
@@ -139,6 +142,7 @@ impl Writer {
             log: Some(parts.log),
             log_bytes_since_snapshot: parts.log_bytes_since_snapshot,
             snapshot_log_bytes: parts.snapshot_log_bytes,
+            unsnapshotted_log_bytes: 0,
             snapshot_task: None,
             compaction_task: None,
             commands: parts.commands,
@@ -173,7 +177,7 @@ impl Writer {
                 }
             }
             self.commit(writes).await;
-            let snapshot_running = self.snapshot_task.as_ref().is_some_and(|task| !task.is_finished());
+            let snapshot_running = self.reap_snapshot().await;
             if self.log_bytes_since_snapshot >= self.snapshot_log_bytes && !snapshot_running {
                 tracing::info!(
                     collection = %self.name,
@@ -222,6 +226,7 @@ impl Writer {
             return;
         };
         let state = Arc::clone(&self.state);
+        let storage_failed = Arc::clone(&self.storage_failed);
         let write_count = writes.len();
         let started = Instant::now();
         let joined = tokio::task::spawn_blocking(move || {
@@ -236,12 +241,17 @@ impl Writer {
             drop(frames);
             let synced = started.elapsed();
             for write in writes {
+                let reply = write.reply;
+                // Declared after `reply`, so a panic marks the collection failed before the
+                // waiters' senders drop: they then read unavailable, not "collection gone".
+                let fail_on_panic = FailOnPanic(&storage_failed);
                 let outcome = match write.op {
                     WriteOp::Upsert(points) => state.apply_upsert(points),
                     WriteOp::DeleteIds(ids) => Ok(state.apply_delete_ids(&ids)),
                     WriteOp::DeleteFilter(filter) => Ok(state.apply_delete_filter(&filter)),
                 };
-                let _ = write.reply.send(outcome);
+                drop(fail_on_panic);
+                let _ = reply.send(outcome);
             }
             (log, Ok((frame_bytes, synced)))
         })
@@ -278,11 +288,27 @@ impl Writer {
     }
 
     async fn finish_snapshot(&mut self) {
-        if let Some(task) = self.snapshot_task.take()
-            && let Err(error) = task.await
-        {
-            tracing::error!(collection = %self.name, %error, "snapshot task panicked");
+        let Some(task) = self.snapshot_task.take() else { return };
+        let persisted = match task.await {
+            Ok(persisted) => persisted,
+            Err(error) => {
+                tracing::error!(collection = %self.name, %error, "snapshot task panicked");
+                false
+            }
+        };
+        let carried = std::mem::take(&mut self.unsnapshotted_log_bytes);
+        if !persisted {
+            self.log_bytes_since_snapshot += carried;
         }
+    }
+
+    /// Collects a finished snapshot task; whether one is still running.
+    async fn reap_snapshot(&mut self) -> bool {
+        if self.snapshot_task.as_ref().is_some_and(|task| !task.is_finished()) {
+            return true;
+        }
+        self.finish_snapshot().await;
+        false
     }
 
     /// Starts a new segment, captures the state into a snapshot image, and writes it in the
@@ -304,6 +330,9 @@ impl Writer {
             Ok(Ok(captured)) => captured,
             Ok(Err((log, error))) => {
                 self.log = Some(log);
+                if matches!(error, VectorError::Unavailable(_)) {
+                    self.fail(&error);
+                }
                 tracing::error!(collection = %self.name, error = %error_chain(&error), "snapshot failed");
                 if let Some(reply) = reply {
                     let _ = reply.send(Err(error));
@@ -319,6 +348,9 @@ impl Writer {
             }
         };
         self.log = Some(captured.log);
+        // Counted again from zero now, but added back if the snapshot fails to persist (see
+        // `reap_snapshot`), so a failing snapshot is retried as the log keeps growing.
+        self.unsnapshotted_log_bytes = self.log_bytes_since_snapshot;
         self.log_bytes_since_snapshot = 0;
         let name = self.name.clone();
         let state = Arc::clone(&self.state);
@@ -346,10 +378,23 @@ impl Writer {
                     tracing::error!(collection = %name, error = %error_chain(error), "writing the snapshot failed")
                 }
             }
+            let persisted = outcome.is_ok();
             if let Some(reply) = reply {
                 let _ = reply.send(outcome.map_err(VectorError::from));
             }
+            persisted
         }));
+    }
+}
+
+/// Marks the collection failed when dropped by a panic.
+struct FailOnPanic<'flag>(&'flag AtomicBool);
+
+impl Drop for FailOnPanic<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.store(true, Ordering::Release);
+        }
     }
 }
 
@@ -372,7 +417,7 @@ fn capture(
     // The new segment exists (durably) before the snapshot claims the log continues there.
     let new_log = match SegmentWriter::create(directory, next_segment) {
         Ok(new_log) => new_log,
-        Err(error) => return Err((log, VectorError::Storage(error))),
+        Err(error) => return Err((log, rotation_error(error))),
     };
     drop(log);
     // Milliseconds, as the snapshot header stores it, so the time reads the same after a restart.
@@ -383,15 +428,32 @@ fn capture(
     let mut builder =
         SnapshotBuilder::new(next_segment, created_at.timestamp_millis(), dimension, estimated_bytes);
     let mut encodable = true;
-    state.for_each_point(&mut |id, vector, payload| {
+    let visited = state.for_each_point(&mut |id, vector, payload| {
         encodable &= builder.push(id, vector, payload).is_some();
     });
+    if let Err(error) = visited {
+        return Err((new_log, error));
+    }
     if !encodable {
         return Err((new_log, VectorError::Internal("a payload is too large to snapshot".to_owned())));
     }
     let (image, point_count) = builder.finish();
     let info = SnapshotInfo { created_at, point_count, size_bytes: image.len() as u64 };
     Ok(Captured { log: new_log, image, info, next_segment })
+}
+
+/// The error of a failed log rotation. A partial next segment that could not be removed would
+/// make the current one look complete at the next start (its torn tail then reads as corruption),
+/// so the collection must stop writing: that error is [`VectorError::Unavailable`].
+fn rotation_error(error: CreateSegmentError) -> VectorError {
+    match error {
+        CreateSegmentError::Cleaned(error) => VectorError::Storage(error),
+        CreateSegmentError::LeftBehind { error, cleanup } => VectorError::Unavailable(format!(
+            "rotating the log failed ({}) and the partial segment could not be removed ({})",
+            error_chain(&error),
+            error_chain(&cleanup)
+        )),
+    }
 }
 
 /// Writes the snapshot into place, then removes the segments it covers.

@@ -183,8 +183,14 @@ fn condition(condition: pb::Condition, at: &str, depth: usize) -> Result<Conditi
     };
     Ok(match kind {
         ConditionKind::Filter(nested) => Condition::Nested(filter(nested, at, depth + 1)?),
-        ConditionKind::Match(value) => Condition::Match { key: key()?, value: from_proto_value(&value) },
+        ConditionKind::Match(value) => {
+            check_finite(&value, &format!("{at}.match"))?;
+            Condition::Match { key: key()?, value: from_proto_value(&value) }
+        }
         ConditionKind::In(list) => {
+            for (position, value) in list.values.iter().enumerate() {
+                check_finite(value, &format!("{at}.in[{position}]"))?;
+            }
             Condition::In { key: key()?, values: list.values.iter().map(from_proto_value).collect() }
         }
         ConditionKind::Range(range) => {
@@ -196,6 +202,30 @@ fn condition(condition: pb::Condition, at: &str, depth: usize) -> Result<Conditi
     })
 }
 
+/// Refuses NaN and infinities anywhere in a filter value: JSON has no such numbers, so they
+/// would silently become `null` and match something else than asked.
+fn check_finite(value: &prost_types::Value, at: &str) -> Result<(), VectorError> {
+    use prost_types::value::Kind;
+    match &value.kind {
+        Some(Kind::NumberValue(number)) if !number.is_finite() => {
+            Err(VectorError::validation(at, "must be a finite number"))
+        }
+        Some(Kind::ListValue(list)) => {
+            for (position, item) in list.values.iter().enumerate() {
+                check_finite(item, &format!("{at}[{position}]"))?;
+            }
+            Ok(())
+        }
+        Some(Kind::StructValue(fields)) => {
+            for (name, item) in &fields.fields {
+                check_finite(item, &format!("{at}.{name}"))?;
+            }
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, reason = "a failed step fails the test loudly")]
@@ -204,6 +234,14 @@ mod tests {
     use sutazai_proto::json::to_proto_value;
 
     use super::*;
+
+    fn nan() -> prost_types::Value {
+        prost_types::Value { kind: Some(prost_types::value::Kind::NumberValue(f64::NAN)) }
+    }
+
+    fn infinity() -> prost_types::Value {
+        prost_types::Value { kind: Some(prost_types::value::Kind::NumberValue(f64::INFINITY)) }
+    }
 
     fn condition_of(key: &str, kind: ConditionKind) -> pb::Condition {
         pb::Condition { key: key.to_owned(), condition: Some(kind) }
@@ -254,6 +292,32 @@ mod tests {
                     ..pb::Filter::default()
                 },
                 "filter.must_not[0].range: needs at least one",
+            ),
+            (
+                pb::Filter {
+                    must: vec![condition_of("x", ConditionKind::Match(nan()))],
+                    ..pb::Filter::default()
+                },
+                "filter.must[0].match: must be a finite number",
+            ),
+            (
+                pb::Filter {
+                    should: vec![condition_of(
+                        "x",
+                        ConditionKind::In(pb::ValueList {
+                            values: vec![
+                                to_proto_value(&json!(1)),
+                                prost_types::Value {
+                                    kind: Some(prost_types::value::Kind::ListValue(prost_types::ListValue {
+                                        values: vec![to_proto_value(&json!(2)), infinity()],
+                                    })),
+                                },
+                            ],
+                        }),
+                    )],
+                    ..pb::Filter::default()
+                },
+                "filter.should[0].in[1][1]: must be a finite number",
             ),
         ];
         for (bad, expected) in cases {

@@ -1,5 +1,6 @@
 //! gRPC adapter (`sutazai.v1.VectorService`): each RPC authenticates the bearer token, decodes
-//! into domain types, calls one use case and maps the error once. Every RPC needs a valid token;
+//! into domain types, calls one use case and maps the error once. Every RPC needs a valid token
+//! with `vectors:read` (reads) or `vectors:write` (writes), admins holding both;
 //! deleting a collection needs the admin role (collections have no owner, so dropping one is an
 //! operator's act).
 
@@ -20,6 +21,11 @@ use crate::domain::service::{DeleteSelector, VectorService};
 use crate::domain::state::SearchOptions;
 use crate::error::VectorError;
 
+/// The scope reads (get, list, search, query) need.
+const READ_SCOPE: &str = "vectors:read";
+/// The scope writes (create, upsert, delete points, snapshot) need.
+const WRITE_SCOPE: &str = "vectors:write";
+
 /// The gRPC service over the use cases.
 #[derive(Debug, Clone)]
 pub(crate) struct VectorGrpc {
@@ -28,17 +34,33 @@ pub(crate) struct VectorGrpc {
 }
 
 impl VectorGrpc {
-    /// The tonic service to mount, decoding requests up to `max_message_bytes`.
+    /// The tonic service to mount, decoding requests and encoding responses up to
+    /// `max_message_bytes` (a larger response fails with `resource_exhausted` instead of being
+    /// built and sent whole).
     pub(crate) fn into_service(
         service: VectorService,
         verifier: Arc<TokenVerifier>,
         max_message_bytes: usize,
     ) -> VectorServiceServer<Self> {
-        VectorServiceServer::new(Self { service, verifier }).max_decoding_message_size(max_message_bytes)
+        VectorServiceServer::new(Self { service, verifier })
+            .max_decoding_message_size(max_message_bytes)
+            .max_encoding_message_size(max_message_bytes)
     }
 
     async fn authenticate<T>(&self, request: &Request<T>) -> Result<Principal, Status> {
         sutazai_kit::auth::authenticate_grpc(&self.verifier, request).await
+    }
+
+    /// Authenticates and requires `scope` (admins hold every scope).
+    async fn authorize<T>(&self, request: &Request<T>, scope: &str) -> Result<Principal, Status> {
+        let principal = self.authenticate(request).await?;
+        if !principal.has_scope(scope) {
+            return Err(sutazai_kit::grpc::status(
+                ServiceErrorCode::Forbidden,
+                format!("requires the `{scope}` scope"),
+            ));
+        }
+        Ok(principal)
     }
 }
 
@@ -65,7 +87,7 @@ impl VectorRpc for VectorGrpc {
         &self,
         request: Request<pb::CreateCollectionRequest>,
     ) -> Result<Response<pb::CreateCollectionResponse>, Status> {
-        self.authenticate(&request).await?;
+        self.authorize(&request, WRITE_SCOPE).await?;
         let body = request.into_inner();
         let collection_name = name("name", &body.name)?;
         let metric = convert::metric(body.metric).map_err(to_status)?;
@@ -83,7 +105,7 @@ impl VectorRpc for VectorGrpc {
         &self,
         request: Request<pb::GetCollectionRequest>,
     ) -> Result<Response<pb::GetCollectionResponse>, Status> {
-        self.authenticate(&request).await?;
+        self.authorize(&request, READ_SCOPE).await?;
         let collection_name = name("name", &request.get_ref().name)?;
         let info = self.service.get_collection(&collection_name).map_err(to_status)?;
         Ok(Response::new(pb::GetCollectionResponse { collection: Some(convert::collection(info)) }))
@@ -93,7 +115,7 @@ impl VectorRpc for VectorGrpc {
         &self,
         request: Request<pb::ListCollectionsRequest>,
     ) -> Result<Response<pb::ListCollectionsResponse>, Status> {
-        self.authenticate(&request).await?;
+        self.authorize(&request, READ_SCOPE).await?;
         let page = request.into_inner().page.unwrap_or_default();
         let listed =
             self.service.list_collections(to_usize(page.skip), to_usize(page.limit)).map_err(to_status)?;
@@ -127,7 +149,7 @@ impl VectorRpc for VectorGrpc {
         &self,
         request: Request<pb::UpsertRequest>,
     ) -> Result<Response<pb::UpsertResponse>, Status> {
-        self.authenticate(&request).await?;
+        self.authorize(&request, WRITE_SCOPE).await?;
         let body = request.into_inner();
         let collection_name = name("collection", &body.collection)?;
         let points = convert::points(body.points).map_err(to_status)?;
@@ -139,7 +161,7 @@ impl VectorRpc for VectorGrpc {
         &self,
         request: Request<pb::DeletePointsRequest>,
     ) -> Result<Response<pb::DeletePointsResponse>, Status> {
-        self.authenticate(&request).await?;
+        self.authorize(&request, WRITE_SCOPE).await?;
         let body = request.into_inner();
         let collection_name = name("collection", &body.collection)?;
         let selector = match body.selector {
@@ -163,7 +185,7 @@ impl VectorRpc for VectorGrpc {
         &self,
         request: Request<pb::GetPointRequest>,
     ) -> Result<Response<pb::GetPointResponse>, Status> {
-        self.authenticate(&request).await?;
+        self.authorize(&request, READ_SCOPE).await?;
         let body = request.into_inner();
         let collection_name = name("collection", &body.collection)?;
         let id = convert::point_id("id", body.id).map_err(to_status)?;
@@ -175,7 +197,7 @@ impl VectorRpc for VectorGrpc {
         &self,
         request: Request<pb::SearchRequest>,
     ) -> Result<Response<pb::SearchResponse>, Status> {
-        self.authenticate(&request).await?;
+        self.authorize(&request, READ_SCOPE).await?;
         let body = request.into_inner();
         let collection_name = name("collection", &body.collection)?;
         let options = SearchOptions {
@@ -200,7 +222,7 @@ impl VectorRpc for VectorGrpc {
         &self,
         request: Request<pb::UpsertDocumentsRequest>,
     ) -> Result<Response<pb::UpsertDocumentsResponse>, Status> {
-        self.authenticate(&request).await?;
+        self.authorize(&request, WRITE_SCOPE).await?;
         let body = request.into_inner();
         let collection_name = name("collection", &body.collection)?;
         let mut documents = Vec::with_capacity(body.documents.len());
@@ -220,7 +242,7 @@ impl VectorRpc for VectorGrpc {
         &self,
         request: Request<pb::QueryDocumentsRequest>,
     ) -> Result<Response<pb::QueryDocumentsResponse>, Status> {
-        self.authenticate(&request).await?;
+        self.authorize(&request, READ_SCOPE).await?;
         let body = request.into_inner();
         let collection_name = name("collection", &body.collection)?;
         let options = SearchOptions {
@@ -240,7 +262,7 @@ impl VectorRpc for VectorGrpc {
         &self,
         request: Request<pb::SnapshotRequest>,
     ) -> Result<Response<pb::SnapshotResponse>, Status> {
-        self.authenticate(&request).await?;
+        self.authorize(&request, WRITE_SCOPE).await?;
         let collection_name = name("collection", &request.get_ref().collection)?;
         let info = self.service.snapshot(&collection_name).await.map_err(to_status)?;
         Ok(Response::new(pb::SnapshotResponse {

@@ -137,7 +137,7 @@ impl DataDir {
                 .and_then(|file| file.sync_all())
                 .map_err(|error| StoreError::io("fsync", &meta_file, error))?;
             // The segment syncs the staging directory, which makes the metadata entry durable too.
-            drop(SegmentWriter::create(&staging, 1)?);
+            drop(SegmentWriter::create(&staging, 1).map_err(StoreError::from)?);
             if target.exists() {
                 return Err(StoreError::io(
                     "create",

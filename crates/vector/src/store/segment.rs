@@ -59,6 +59,30 @@ pub fn frame(body: &[u8]) -> Option<Vec<u8>> {
     Some(framed)
 }
 
+/// Why a segment could not be created.
+#[derive(Debug, thiserror::Error)]
+pub enum CreateSegmentError {
+    /// Creating failed and no partial file is left.
+    #[error(transparent)]
+    Cleaned(StoreError),
+    /// Creating failed and the partial file could not be removed (or its removal synced).
+    #[error("{error}; removing the partial segment failed too: {cleanup}")]
+    LeftBehind {
+        /// Why creating failed.
+        error: StoreError,
+        /// Why the partial file stayed.
+        cleanup: StoreError,
+    },
+}
+
+impl From<CreateSegmentError> for StoreError {
+    fn from(error: CreateSegmentError) -> Self {
+        match error {
+            CreateSegmentError::Cleaned(error) | CreateSegmentError::LeftBehind { error, .. } => error,
+        }
+    }
+}
+
 /// The open, newest segment that writes are appended to.
 #[derive(Debug)]
 pub struct SegmentWriter {
@@ -69,17 +93,31 @@ pub struct SegmentWriter {
 }
 
 impl SegmentWriter {
-    /// Creates segment `number` with its header, durably (file and directory entry fsynced).
-    pub fn create(directory: &Path, number: u64) -> Result<Self, StoreError> {
+    /// Creates segment `number` with its header, durably (file and directory entry fsynced). If
+    /// that fails after the file appeared, the file is removed again (and the removal synced):
+    /// a partial segment after the one still in use would make that one look complete.
+    pub fn create(directory: &Path, number: u64) -> Result<Self, CreateSegmentError> {
         let path = segment_path(directory, number);
         let mut file = OpenOptions::new()
             .write(true)
             .create_new(true)
             .open(&path)
-            .map_err(|error| StoreError::io("create", &path, error))?;
-        file.write_all(&header(number)).map_err(|error| StoreError::io("write", &path, error))?;
-        file.sync_all().map_err(|error| StoreError::io("fsync", &path, error))?;
-        sync_dir(directory)?;
+            .map_err(|error| CreateSegmentError::Cleaned(StoreError::io("create", &path, error)))?;
+        let written = file
+            .write_all(&header(number))
+            .map_err(|error| StoreError::io("write", &path, error))
+            .and_then(|()| file.sync_all().map_err(|error| StoreError::io("fsync", &path, error)))
+            .and_then(|()| sync_dir(directory));
+        if let Err(error) = written {
+            drop(file);
+            let cleaned = std::fs::remove_file(&path)
+                .map_err(|cleanup| StoreError::io("remove", &path, cleanup))
+                .and_then(|()| sync_dir(directory));
+            return Err(match cleaned {
+                Ok(()) => CreateSegmentError::Cleaned(error),
+                Err(cleanup) => CreateSegmentError::LeftBehind { error, cleanup },
+            });
+        }
         Ok(Self { file, path, number, size_bytes: HEADER_BYTES })
     }
 
@@ -140,12 +178,14 @@ pub fn replay(
     apply: &mut dyn FnMut(&[u8]) -> Result<(), StoreError>,
 ) -> Result<ReplayedSegment, StoreError> {
     let bytes = std::fs::read(path).map_err(|error| StoreError::io("read", path, error))?;
-    let header_valid =
-        bytes.len() >= HEADER_BYTES as usize && bytes[..HEADER_BYTES as usize] == header(number);
+    let header_bytes = bytes.get(..HEADER_BYTES as usize);
+    let header_valid = header_bytes == Some(&header(number)[..]);
     if !header_valid {
-        // A crash while the segment was being created can leave it without a full header; it
+        // A crash while the segment was being created can leave it without a full header, or
+        // with a header-sized hole of zeros (the size reached the disk, the data did not); it
         // holds no acknowledged write then, since the header is synced before the first append.
-        if !is_newest || bytes.len() >= HEADER_BYTES as usize {
+        let half_created = header_bytes.is_none_or(|bytes| bytes.iter().all(|byte| *byte == 0));
+        if !is_newest || !half_created {
             return Err(StoreError::corrupt(path, "not a log segment of this collection (bad header)"));
         }
         rewrite_header(path, number)?;
@@ -276,6 +316,13 @@ mod tests {
         assert!(seen.is_empty());
         assert_eq!(replayed.valid_bytes, HEADER_BYTES);
         assert_eq!(std::fs::read(&path).unwrap(), header(7));
+        std::fs::write(&path, [0_u8; 40]).unwrap();
+        let (seen, replayed) = bodies(&path, 7, true).unwrap();
+        assert!(seen.is_empty());
+        assert_eq!(replayed.torn_bytes, 40);
+        assert_eq!(std::fs::read(&path).unwrap(), header(7), "a zeroed header is repaired");
+        std::fs::write(&path, [0_u8; 16]).unwrap();
+        assert!(bodies(&path, 7, false).is_err(), "an older segment is never repaired");
         std::fs::write(&path, header(8)).unwrap();
         assert!(bodies(&path, 7, true).is_err(), "another segment's header");
     }

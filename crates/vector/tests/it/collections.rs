@@ -3,7 +3,7 @@
 use sutazai_proto::v1 as pb;
 use tonic::Code;
 
-use crate::{assert_status, flat, num, point, spawn, with_token};
+use crate::{assert_status, flat, num, point, query, spawn, with_token};
 
 fn hnsw(m: u32) -> Option<pb::IndexConfig> {
     Some(pb::IndexConfig {
@@ -187,4 +187,37 @@ async fn every_rpc_needs_a_token_and_deleting_a_collection_an_admin() {
         Code::PermissionDenied
     );
     assert_eq!(service.collection("docs").await.unwrap().name, "docs", "still there");
+}
+
+#[tokio::test]
+async fn reads_need_the_read_scope_and_writes_the_write_scope() {
+    let mut service = spawn().await;
+    service.create("docs", 2, pb::DistanceMetric::L2, flat()).await;
+    let reader = service.issuer.user_token("reader", &["vectors:read"]);
+    let writer = service.issuer.user_token("writer", &["vectors:write"]);
+    let nobody = service.issuer.user_token("nobody", &[]);
+    let upsert = || pb::UpsertRequest {
+        collection: "docs".to_owned(),
+        points: vec![point(num(1), vec![0.0, 0.0], None)],
+    };
+    for token in [&reader, &nobody] {
+        let status = service.client.upsert(with_token(upsert(), token)).await.unwrap_err();
+        assert_status(&status, Code::PermissionDenied, "requires the `vectors:write` scope");
+        let request = with_token(pb::SnapshotRequest { collection: "docs".to_owned() }, token);
+        let status = service.client.snapshot(request).await.unwrap_err();
+        assert_status(&status, Code::PermissionDenied, "requires the `vectors:write` scope");
+    }
+    assert_eq!(service.client.upsert(with_token(upsert(), &writer)).await.unwrap().into_inner().upserted, 1);
+    for token in [&writer, &nobody] {
+        let request = with_token(pb::GetCollectionRequest { name: "docs".to_owned() }, token);
+        let status = service.client.get_collection(request).await.unwrap_err();
+        assert_status(&status, Code::PermissionDenied, "requires the `vectors:read` scope");
+        let request = with_token(query("docs", vec![0.0, 0.0], 1), token);
+        let status = service.client.search(request).await.unwrap_err();
+        assert_status(&status, Code::PermissionDenied, "requires the `vectors:read` scope");
+    }
+    let request = with_token(query("docs", vec![0.0, 0.0], 1), &reader);
+    assert_eq!(service.client.search(request).await.unwrap().into_inner().results[0].hits.len(), 1);
+    let request = service.admin_request(query("docs", vec![0.0, 0.0], 1));
+    assert_eq!(service.client.search(request).await.unwrap().into_inner().results[0].hits.len(), 1);
 }

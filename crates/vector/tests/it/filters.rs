@@ -7,7 +7,7 @@ use sutazai_proto::v1 as pb;
 use sutazai_proto::v1::condition::Condition as Kind;
 use tonic::Code;
 
-use crate::{TestVector, assert_status, hit_ids, num, point, query, spawn};
+use crate::{TestVector, assert_status, hit_ids, num, point, query, spawn, spawn_with};
 
 fn matching(key: &str, value: Value) -> pb::Condition {
     pb::Condition { key: key.to_owned(), condition: Some(Kind::Match(to_proto_value(&value))) }
@@ -221,4 +221,41 @@ async fn delete_by_filter_counts_what_existed() {
         Code::InvalidArgument,
         "filter.must[0]: needs one of",
     );
+    // An empty filter nested anywhere matches every point, so it is refused like the top level.
+    let nested_empty = pb::Filter {
+        must: vec![matching("group", json!(6))],
+        must_not: vec![pb::Condition {
+            key: String::new(),
+            condition: Some(Kind::Filter(pb::Filter {
+                should: vec![pb::Condition {
+                    key: String::new(),
+                    condition: Some(Kind::Filter(pb::Filter::default())),
+                }],
+                ..pb::Filter::default()
+            })),
+        }],
+        ..pb::Filter::default()
+    };
+    let request = service.request(delete(nested_empty));
+    assert_status(
+        &service.client.delete_points(request).await.unwrap_err(),
+        Code::InvalidArgument,
+        "filter: every nested filter must hold at least one condition",
+    );
+    assert_eq!(service.collection("docs").await.unwrap().point_count, 990);
+}
+
+#[tokio::test]
+async fn searches_are_capped_in_total_hits() {
+    let mut service = spawn_with(crate::NO_LLM, |settings| settings.max_search_queries = 1000).await;
+    thousand_points(&mut service, None).await;
+    let mut request = query("docs", vec![0.0, 0.0], 10_000);
+    request.queries = vec![pb::QueryVector { vector: vec![0.0, 0.0] }; 101];
+    let status = service.client.search(service.request(request)).await.unwrap_err();
+    assert_status(&status, Code::InvalidArgument, "k: 101 queries × k 10000 exceed 1000000 hits per request");
+    let mut request = query("docs", vec![0.0, 0.0], 10_000);
+    request.queries = vec![pb::QueryVector { vector: vec![0.0, 0.0] }; 100];
+    let results = service.client.search(service.request(request)).await.unwrap().into_inner().results;
+    assert_eq!(results.len(), 100);
+    assert!(results.iter().all(|hits| hits.hits.len() == 1000));
 }

@@ -91,7 +91,7 @@ fn settings(auth_url: String, data_dir: &Path) -> VectorSettings {
 }
 
 /// A closed port: documents are not used by the test, so the LLM is never reached.
-const NO_LLM: &str = "http://127.0.0.1:9";
+pub(crate) const NO_LLM: &str = "http://127.0.0.1:9";
 
 /// Starts a service with the default test settings.
 pub(crate) async fn spawn() -> TestVector {

@@ -206,7 +206,7 @@ async fn concurrent_writers_are_all_durable_and_visible() {
     let mut writers = tokio::task::JoinSet::new();
     for writer in 0..8_u64 {
         let mut client = service.client.clone();
-        let token = service.issuer.user_token("writer", &[]);
+        let token = service.issuer.user_token("writer", &["vectors:write"]);
         writers.spawn(async move {
             for batch in 0..25_u64 {
                 let points = (0..4_u64)

@@ -1,11 +1,13 @@
 -- Grants, preempts for, or denies one request, all in one atomic step.
--- ARGV: prefix, res, id, amount, holder, priority, ttl_s, default limits, preempted retention ms
--- Reply: {'granted', acquired ms, expires ms, then 7 fields per preempted lease:
+-- ARGV: prefix, res, id, amount, holder, priority, ttl_s, default limits, preempted retention ms,
+--       victim holder scope ('' when any holder's lease may be preempted)
+-- Reply: {'unrestored'} | {'granted', acquired ms, expires ms, then 7 fields per preempted lease:
 --         id, amount, holder, priority, ttl_s, acquired ms, expires ms}
 --      | {'holder', held, per-holder limit} | {'total', allocated, limit}
 local res, id, holder = ARGV[2], ARGV[3], ARGV[5]
 local amount, priority, ttl_s = tonumber(ARGV[4]), tonumber(ARGV[6]), tonumber(ARGV[7])
-local retention_ms = ARGV[9]
+local retention_ms, victim_scope = ARGV[9], ARGV[10]
+if unrestored() then return {'unrestored'} end
 local now = now_ms()
 prune(res, now)
 local limit, per_holder, preempt = limits(res, ARGV[8])
@@ -15,6 +17,8 @@ local held = tonumber(redis.call('HGET', usage, 'h:' .. holder) or '0')
 
 -- Only strictly lower priorities are candidates, lowest first; nothing is revoked unless revoking
 -- the candidates in order makes enough room. The decision is complete before anything changes.
+-- An id without a live hash (a lost or damaged key) is dropped from the pool's indexes and skipped,
+-- so applying the decision never meets a lease it cannot read and never stops half-way.
 local victims = {}
 local freed, freed_from_holder = 0, 0
 if allocated + amount > limit then
@@ -24,11 +28,16 @@ if allocated + amount > limit then
   local candidates = redis.call('ZRANGEBYSCORE', order_key(res), '-inf', '(' .. num(priority * 1e13))
   for _, victim in ipairs(candidates) do
     if allocated - freed + amount <= limit then break end
-    local f = redis.call('HMGET', lease_key(victim), 'amt', 'holder')
-    local victim_amount = tonumber(f[1] or '0')
-    victims[#victims + 1] = victim
-    freed = freed + victim_amount
-    if f[2] == holder then freed_from_holder = freed_from_holder + victim_amount end
+    local f = redis.call('HMGET', lease_key(victim), 'amt', 'holder', 'st')
+    if not f[1] or f[3] ~= 'active' then
+      redis.call('ZREM', order_key(res), victim)
+      redis.call('ZREM', expiry_key(res), victim)
+    elseif victim_scope == '' or f[2] == victim_scope then
+      local victim_amount = tonumber(f[1])
+      victims[#victims + 1] = victim
+      freed = freed + victim_amount
+      if f[2] == holder then freed_from_holder = freed_from_holder + victim_amount end
+    end
   end
   if allocated - freed + amount > limit then
     return {'total', num(allocated), num(limit)}

@@ -11,6 +11,9 @@
 --   limits          hash: <res> -> "<total> <per holder> <preempt 0|1>"
 --   waiters:<res>   count of requests waiting for capacity (release publishes only then)
 --   restored        present once the live view was rebuilt from Postgres
+-- Acquire, renew and release answer {'unrestored'} while `restored` is missing: deciding from an
+-- emptied live view would grant capacity the journal's leases still hold, and a restore after such
+-- grants would add those leases back without any limit check. The service restores, then retries.
 -- Numbers go back to Redis through num(): Redis formats Lua numbers with 14 significant digits,
 -- which would turn large amounts and scores into exponents.
 local prefix = ARGV[1]
@@ -22,6 +25,10 @@ end
 
 local function num(value)
   return string.format('%.0f', value)
+end
+
+local function unrestored()
+  return redis.call('EXISTS', prefix .. 'restored') == 0
 end
 
 local function lease_key(id) return prefix .. 'lease:' .. id end

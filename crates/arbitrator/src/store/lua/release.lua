@@ -1,7 +1,8 @@
 -- Returns a live lease's amount to its pool and wakes the requests waiting for it.
 -- ARGV: prefix, id, holder scope ('' for any holder)
--- Reply: {'released', res} | {'missing'}
+-- Reply: {'unrestored'} | {'released', res} | {'missing'}
 local id, scope = ARGV[2], ARGV[3]
+if unrestored() then return {'unrestored'} end
 local key = lease_key(id)
 local f = redis.call('HMGET', key, 'res', 'amt', 'holder', 'st', 'exp')
 if not f[1] then return {'missing'} end

@@ -1,8 +1,9 @@
 -- Extends a live lease from now.
 -- ARGV: prefix, id, ttl_s (0 keeps the lease's), holder scope ('' for any holder)
--- Reply: {'renewed', res, amount, holder, priority, ttl_s, acquired ms, expires ms}
+-- Reply: {'unrestored'} | {'renewed', res, amount, holder, priority, ttl_s, acquired ms, expires ms}
 --      | {'preempted'} | {'missing'}
 local id, ttl_arg, scope = ARGV[2], tonumber(ARGV[3]), ARGV[4]
+if unrestored() then return {'unrestored'} end
 local key = lease_key(id)
 local f = redis.call('HMGET', key, 'res', 'amt', 'holder', 'prio', 'ttl', 'acq', 'exp', 'st')
 if not f[1] then return {'missing'} end
