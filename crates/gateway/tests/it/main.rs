@@ -114,20 +114,7 @@ pub(crate) async fn platform_with(options: Options) -> Platform {
     };
     let ollama = FakeOllama::start().await;
     ollama.add_model(MODEL);
-    let llm = LlmSettings {
-        provider: ProviderKind::Ollama,
-        base_url: ConnectionUrl::new(ollama.base_url()),
-        api_key: None,
-        default_model: MODEL.into(),
-        request_timeout_ms: 5_000,
-        connect_timeout_ms: 500,
-        max_retries: 0,
-        retry_base_delay_ms: 50,
-        retry_max_delay_ms: 200,
-        model_list_ttl_s: 30,
-        cache_ttl_s: 600,
-        max_concurrent_requests: 4,
-    };
+    let llm = llm_settings(&ollama.base_url());
     let config = GatewayConfig {
         gateway: GatewaySettings {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
@@ -164,6 +151,24 @@ pub(crate) async fn platform_with(options: Options) -> Platform {
         services,
         _database: database,
         shutdown,
+    }
+}
+
+/// LLM settings for a provider at `base_url`: short timeouts, no retries.
+pub(crate) fn llm_settings(base_url: &str) -> LlmSettings {
+    LlmSettings {
+        provider: ProviderKind::Ollama,
+        base_url: ConnectionUrl::new(base_url),
+        api_key: None,
+        default_model: MODEL.into(),
+        request_timeout_ms: 5_000,
+        connect_timeout_ms: 500,
+        max_retries: 0,
+        retry_base_delay_ms: 50,
+        retry_max_delay_ms: 200,
+        model_list_ttl_s: 30,
+        cache_ttl_s: 600,
+        max_concurrent_requests: 4,
     }
 }
 
@@ -210,6 +215,14 @@ impl Platform {
 
     pub(crate) async fn get(&self, path: &str, token: &str) -> reqwest::Response {
         self.client.get(self.url(path)).bearer_auth(token).send().await.unwrap()
+    }
+
+    pub(crate) async fn put(&self, path: &str, token: &str, body: Value) -> reqwest::Response {
+        self.client.put(self.url(path)).bearer_auth(token).json(&body).send().await.unwrap()
+    }
+
+    pub(crate) async fn delete(&self, path: &str, token: &str) -> reqwest::Response {
+        self.client.delete(self.url(path)).bearer_auth(token).send().await.unwrap()
     }
 
     pub(crate) async fn post(&self, path: &str, token: &str, body: Value) -> reqwest::Response {

@@ -15,7 +15,7 @@ use sutazai_kit::shutdown::Shutdown;
 use sutazai_testkit::{TestDatabase, TestRedis, http_settings};
 use sutazai_vector::{VectorConfig, VectorSettings};
 
-use crate::{MODEL, Options, Platform, platform_with, problem};
+use crate::{MODEL, Options, Platform, llm_settings, platform_with, problem};
 
 fn loopback() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 0))
@@ -41,20 +41,8 @@ pub(crate) async fn start_services(
 ) -> Services {
     let directories = tempfile::tempdir().unwrap();
     let token = VerifierSettings::new(issuer, "sutazai");
-    let llm = sutazai_llm::LlmSettings {
-        provider: sutazai_llm::ProviderKind::Ollama,
-        base_url: sutazai_kit::config::ConnectionUrl::new("http://127.0.0.1:9"),
-        api_key: None,
-        default_model: MODEL.into(),
-        request_timeout_ms: 2_000,
-        connect_timeout_ms: 200,
-        max_retries: 0,
-        retry_base_delay_ms: 50,
-        retry_max_delay_ms: 200,
-        model_list_ttl_s: 30,
-        cache_ttl_s: 600,
-        max_concurrent_requests: 4,
-    };
+    // Documents are not embedded here; an unreachable LLM is enough.
+    let llm = llm_settings("http://127.0.0.1:9");
     let vector = sutazai_vector::Application::build(
         VectorConfig {
             vector: VectorSettings {
@@ -176,14 +164,7 @@ async fn vectors_round_trip_through_the_gateway_with_the_users_token() {
         {"id": "two", "vector": [1.0, 0.0, 0.0], "payload": {"tag": "b"}},
         {"id": 3, "vector": [5.0, 5.0, 5.0], "payload": {"tag": "a"}}
     ]});
-    let upserted = platform
-        .client
-        .put(platform.url("/api/v1/vectors/collections/notes/points"))
-        .bearer_auth(&token)
-        .json(&points)
-        .send()
-        .await
-        .unwrap();
+    let upserted = platform.put("/api/v1/vectors/collections/notes/points", &token, points).await;
     assert_eq!(json_of(upserted, 200).await, json!({"upserted": 3}));
 
     let search = platform
@@ -212,35 +193,22 @@ async fn vectors_round_trip_through_the_gateway_with_the_users_token() {
     assert_eq!(ids, [&json!(1), &json!(3)]);
 
     let wrong_dimension = platform
-        .client
-        .put(platform.url("/api/v1/vectors/collections/notes/points"))
-        .bearer_auth(&token)
-        .json(&json!({"points": [{"id": 9, "vector": [1.0, 2.0]}]}))
-        .send()
-        .await
-        .unwrap();
+        .put(
+            "/api/v1/vectors/collections/notes/points",
+            &token,
+            json!({"points": [{"id": 9, "vector": [1.0, 2.0]}]}),
+        )
+        .await;
     assert_eq!(wrong_dimension.status(), 422);
 
     let unknown = platform.get("/api/v1/vectors/collections/missing", &token).await;
     assert_eq!(unknown.status(), 404);
 
     // Deleting needs an admin: collections have no owner yet.
-    let deleted_by_user = platform
-        .client
-        .delete(platform.url("/api/v1/vectors/collections/notes"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
+    let deleted_by_user = platform.delete("/api/v1/vectors/collections/notes", &token).await;
     assert_eq!(deleted_by_user.status(), 403);
     let admin = platform.admin("root").await;
-    let deleted = platform
-        .client
-        .delete(platform.url("/api/v1/vectors/collections/notes"))
-        .bearer_auth(&admin)
-        .send()
-        .await
-        .unwrap();
+    let deleted = platform.delete("/api/v1/vectors/collections/notes", &admin).await;
     assert_eq!(deleted.status(), 204);
 }
 
@@ -317,21 +285,9 @@ async fn leases_are_granted_and_denied_through_the_gateway() {
     let pools = json_of(platform.get("/api/v1/resources", &token).await, 200).await;
     assert!(pools.to_string().contains("6000"), "{pools}");
 
-    let released = platform
-        .client
-        .delete(platform.url(&format!("/api/v1/resources/leases/{lease_id}")))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
+    let released = platform.delete(&format!("/api/v1/resources/leases/{lease_id}"), &token).await;
     assert_eq!(released.status(), 204);
-    let again = platform
-        .client
-        .delete(platform.url(&format!("/api/v1/resources/leases/{lease_id}")))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
+    let again = platform.delete(&format!("/api/v1/resources/leases/{lease_id}"), &token).await;
     assert_eq!(again.status(), 404);
 }
 
