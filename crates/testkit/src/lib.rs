@@ -17,4 +17,4 @@ pub use proxy::TcpProxy;
 pub use servers::{TestAmqp, TestDatabase, TestRedis, amqp_url, http_settings, redis_url};
 pub use spawn::{TestServer, wait_for};
 pub use tokens::TestIssuer;
-pub use tracing_setup::init_tracing;
+pub use tracing_setup::{captured_logs, init_tracing};

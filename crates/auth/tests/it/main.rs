@@ -11,7 +11,7 @@ mod secrets;
 mod tokens;
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 
 use jsonwebtoken::{EncodingKey, Header};
 use serde_json::{Value, json};
@@ -28,33 +28,7 @@ pub(crate) const AUDIENCE: &str = "sutazai-test";
 
 /// Every log line of this test binary, for the no-secrets-in-logs test.
 pub(crate) fn captured_logs() -> Arc<Mutex<Vec<u8>>> {
-    static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
-    LOGS.get_or_init(|| {
-        let buffer = Arc::new(Mutex::new(Vec::new()));
-        let writer_buffer = Arc::clone(&buffer);
-        let subscriber = tracing_subscriber::fmt()
-            .with_env_filter("debug,hyper=warn,h2=warn,tower=warn,reqwest=warn")
-            .with_writer(move || CaptureWriter(Arc::clone(&writer_buffer)))
-            .finish();
-        let _ = tracing::subscriber::set_global_default(subscriber);
-        buffer
-    })
-    .clone()
-}
-
-struct CaptureWriter(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for CaptureWriter {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        if let Ok(mut buffer) = self.0.lock() {
-            buffer.extend_from_slice(bytes);
-        }
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
+    sutazai_testkit::captured_logs("debug,hyper=warn,h2=warn,tower=warn,reqwest=warn")
 }
 
 pub(crate) fn settings() -> AuthSettings {

@@ -18,7 +18,7 @@ use std::fs::File;
 use std::net::SocketAddr;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
@@ -33,34 +33,7 @@ use tonic::transport::Channel;
 /// Every log line of this test process, for the audit assertions (nextest runs each test in a
 /// process of its own).
 pub(crate) fn captured_logs() -> Arc<Mutex<Vec<u8>>> {
-    static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
-    LOGS.get_or_init(|| {
-        let buffer = Arc::new(Mutex::new(Vec::new()));
-        let writer_buffer = Arc::clone(&buffer);
-        let subscriber = tracing_subscriber::fmt()
-            .with_env_filter("info,hyper=warn,h2=warn,tower=warn")
-            .with_ansi(false)
-            .with_writer(move || CaptureWriter(Arc::clone(&writer_buffer)))
-            .finish();
-        let _ = tracing::subscriber::set_global_default(subscriber);
-        buffer
-    })
-    .clone()
-}
-
-struct CaptureWriter(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for CaptureWriter {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        if let Ok(mut buffer) = self.0.lock() {
-            buffer.extend_from_slice(bytes);
-        }
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
+    sutazai_testkit::captured_logs("info,hyper=warn,h2=warn,tower=warn")
 }
 
 /// The captured log lines with the `audit` target.
