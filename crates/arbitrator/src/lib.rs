@@ -71,13 +71,8 @@ pub enum StartupError {
     #[error("prepare lease state: {0}")]
     State(#[from] ArbitratorError),
     /// The listener could not be bound.
-    #[error("bind {address}: {source}")]
-    Bind {
-        /// The address.
-        address: SocketAddr,
-        /// The cause.
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Bind(#[from] sutazai_kit::server::BindError),
 }
 
 /// Migrates the schema (for `sutazai migrate`).
@@ -145,9 +140,7 @@ impl Application {
             grpc::ArbitratorGrpc::into_service(service.clone(), verifier),
         );
         let address = settings.listen;
-        let listener = sutazai_kit::server::bind(address)
-            .await
-            .map_err(|source| StartupError::Bind { address, source })?;
+        let listener = sutazai_kit::server::bind(address).await?;
         Ok(Self {
             listener,
             router,

@@ -67,13 +67,8 @@ pub enum StartupError {
     #[error("signing keys: {0}")]
     Keys(#[from] AuthError),
     /// The listener could not be bound.
-    #[error("bind {address}: {source}")]
-    Bind {
-        /// The address.
-        address: SocketAddr,
-        /// The cause.
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Bind(#[from] sutazai_kit::server::BindError),
 }
 
 /// The running auth role.
@@ -132,9 +127,7 @@ impl Application {
         let router = sutazai_kit::server::service_router(http::routes(state.clone()), health, &config.http);
         let router = sutazai_kit::server::add_grpc_service(router, grpc::AuthGrpc::into_service(state));
         let address = config.auth.listen;
-        let listener = sutazai_kit::server::bind(address)
-            .await
-            .map_err(|source| StartupError::Bind { address, source })?;
+        let listener = sutazai_kit::server::bind(address).await?;
         Ok(Self { listener, router, keys, grace: config.http.shutdown_grace(), service })
     }
 

@@ -61,13 +61,8 @@ pub enum StartupError {
     #[error("configuration: {0}")]
     Config(String),
     /// The listener could not be bound.
-    #[error("bind {address}: {source}")]
-    Bind {
-        /// The address.
-        address: SocketAddr,
-        /// The cause.
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Bind(#[from] sutazai_kit::server::BindError),
 }
 
 /// Migrates the schema (for `sutazai migrate`).
@@ -156,9 +151,7 @@ impl Application {
         let router =
             sutazai_kit::server::service_router(http::routes(state, rate_limit), health, &config.http);
         let address = config.gateway.listen;
-        let listener = sutazai_kit::server::bind(address)
-            .await
-            .map_err(|source| StartupError::Bind { address, source })?;
+        let listener = sutazai_kit::server::bind(address).await?;
         Ok(Self { listener, router, grace: config.http.shutdown_grace() })
     }
 

@@ -67,13 +67,8 @@ pub enum StartupError {
     #[error("token verifier: {0}")]
     Verifier(String),
     /// The listener could not be bound.
-    #[error("bind {address}: {source}")]
-    Bind {
-        /// The address.
-        address: SocketAddr,
-        /// The cause.
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Bind(#[from] sutazai_kit::server::BindError),
 }
 
 /// The running hardware role.
@@ -115,9 +110,7 @@ impl Application {
             grpc::HardwareGrpc::into_service(service.clone(), verifier),
         );
         let address = config.hardware.listen;
-        let listener = sutazai_kit::server::bind(address)
-            .await
-            .map_err(|source| StartupError::Bind { address, source })?;
+        let listener = sutazai_kit::server::bind(address).await?;
         Ok(Self { listener, router, grace: config.http.shutdown_grace(), service, purge_interval })
     }
 

@@ -76,9 +76,20 @@ where
     router.route_service(&format!("/{}/{{*rpc}}", S::NAME), adapted)
 }
 
+/// A listener that could not be bound, naming the address (every service's startup error).
+#[derive(Debug, thiserror::Error)]
+#[error("bind {address}: {source}")]
+pub struct BindError {
+    /// The address.
+    pub address: SocketAddr,
+    /// The cause.
+    #[source]
+    pub source: std::io::Error,
+}
+
 /// Binds a listener; port 0 picks a free port (tests).
-pub async fn bind(address: SocketAddr) -> std::io::Result<TcpListener> {
-    TcpListener::bind(address).await
+pub async fn bind(address: SocketAddr) -> Result<TcpListener, BindError> {
+    TcpListener::bind(address).await.map_err(|source| BindError { address, source })
 }
 
 /// Serves `router` on `listener` until `shutdown` fires, then drains for at most `grace`.

@@ -60,13 +60,8 @@ pub enum StartupError {
     #[error("load collections")]
     Load(#[source] VectorError),
     /// The listener could not be bound.
-    #[error("bind {address}: {source}")]
-    Bind {
-        /// The address.
-        address: SocketAddr,
-        /// The cause.
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Bind(#[from] sutazai_kit::server::BindError),
 }
 
 /// The running vector role.
@@ -122,9 +117,7 @@ impl Application {
             grpc::VectorGrpc::into_service(service.clone(), verifier, config.vector.max_message_bytes),
         );
         let address = config.vector.listen;
-        let listener = sutazai_kit::server::bind(address)
-            .await
-            .map_err(|source| StartupError::Bind { address, source })?;
+        let listener = sutazai_kit::server::bind(address).await?;
         Ok(Self { listener, router, grace: config.http.shutdown_grace(), service })
     }
 
