@@ -7,6 +7,9 @@
 //! - A retryable failure republishes the message (same id, attempt + 1) to the queue's delay tier,
 //!   then acks the original; once the attempts are spent, or on a permanent failure or an
 //!   undecodable body, the message is nacked without requeue and lands in the dead-letter queue.
+//! - With [`Consumer::with_max_batch`], deliveries that are already waiting are handed to
+//!   [`MessageHandler::handle_batch`] together (up to the batch size), so a handler can apply many
+//!   messages in one database transaction; each delivery is still settled on its own outcome.
 //! - The handler runs inside a span whose parent is the publisher's trace context.
 //! - On shutdown the loop stops taking deliveries, lets in-flight handlers finish and ack, then
 //!   closes its channel. A lost connection is re-established with backoff.
@@ -67,6 +70,19 @@ pub trait MessageHandler: Send + Sync + 'static {
         message: Self::Message,
         context: DeliveryContext,
     ) -> impl Future<Output = Result<(), HandlerError>> + Send;
+
+    /// Handles deliveries that arrived together; returns one outcome per message, in order.
+    /// The default handles them concurrently, one by one; override it to apply a batch at once
+    /// (say, in one transaction). Only called with more than one message when the consumer was
+    /// built [`Consumer::with_max_batch`].
+    fn handle_batch(
+        &self,
+        batch: Vec<(Self::Message, DeliveryContext)>,
+    ) -> impl Future<Output = Vec<Result<(), HandlerError>>> + Send {
+        futures_util::future::join_all(
+            batch.into_iter().map(|(message, context)| self.handle(message, context)),
+        )
+    }
 }
 
 /// A consumer of one queue.
@@ -77,6 +93,7 @@ pub struct Consumer<H> {
     handler: Arc<H>,
     retry_publisher: Arc<Publisher>,
     prefetch: u16,
+    max_batch: usize,
     drain_timeout: Duration,
 }
 
@@ -98,8 +115,17 @@ impl<H: MessageHandler> Consumer<H> {
             handler: Arc::new(handler),
             retry_publisher,
             prefetch,
+            max_batch: 1,
             drain_timeout: DRAIN_TIMEOUT,
         }
+    }
+
+    /// Hands up to `max_batch` deliveries that are already waiting to one
+    /// [`MessageHandler::handle_batch`] call (never waits to fill a batch). The prefetch bounds
+    /// the deliveries in flight across batches.
+    pub fn with_max_batch(mut self, max_batch: usize) -> Self {
+        self.max_batch = max_batch.max(1);
+        self
     }
 
     /// Overrides the prefetch (for example 1 for long tasks, so one worker does not hoard them).
@@ -145,26 +171,52 @@ impl<H: MessageHandler> Consumer<H> {
             )
             .await?;
         let consumer_tag = deliveries.tag();
-        let mut in_flight = JoinSet::new();
+        // Each task handles one batch and returns its size, so `held` counts unsettled deliveries.
+        let mut in_flight: JoinSet<usize> = JoinSet::new();
+        let mut held = 0_usize;
         let capacity = usize::from(self.prefetch);
         let stream_result = loop {
             tokio::select! {
                 biased;
                 () = shutdown.cancelled() => break Ok(()),
                 Some(joined) = in_flight.join_next(), if !in_flight.is_empty() => {
-                    if let Err(error) = joined {
-                        tracing::error!(%error, "message task failed");
+                    match joined {
+                        Ok(settled) => held = held.saturating_sub(settled),
+                        Err(error) => {
+                            tracing::error!(%error, "message task failed");
+                            held = in_flight.len();
+                        }
                     }
                 }
-                next = deliveries.next(), if in_flight.len() < capacity => match next {
+                next = deliveries.next(), if held < capacity => match next {
                     Some(Ok(delivery)) => {
-                        let work = handle_delivery(
-                            delivery,
+                        let mut batch = vec![delivery];
+                        let mut broken = None;
+                        // Take what is already buffered, without waiting for more.
+                        while batch.len() < self.max_batch && held + batch.len() < capacity {
+                            match deliveries.next().now_or_never() {
+                                Some(Some(Ok(delivery))) => batch.push(delivery),
+                                Some(Some(Err(error))) => {
+                                    broken = Some(AmqpError::Broker(error));
+                                    break;
+                                }
+                                Some(None) => {
+                                    broken = Some(AmqpError::ConsumerEnded);
+                                    break;
+                                }
+                                None => break,
+                            }
+                        }
+                        held += batch.len();
+                        in_flight.spawn(handle_deliveries(
+                            batch,
                             self.queue.clone(),
                             Arc::clone(&self.handler),
                             Arc::clone(&self.retry_publisher),
-                        );
-                        in_flight.spawn(work);
+                        ));
+                        if let Some(error) = broken {
+                            break Err(error);
+                        }
                     }
                     Some(Err(error)) => break Err(AmqpError::Broker(error)),
                     None => break Err(AmqpError::ConsumerEnded),
@@ -196,42 +248,94 @@ impl<H: MessageHandler> Consumer<H> {
     }
 }
 
-async fn handle_delivery<H: MessageHandler>(
-    delivery: Delivery,
+fn delivery_context(delivery: &Delivery) -> DeliveryContext {
+    let properties_headers = delivery.properties.headers().as_ref();
+    DeliveryContext {
+        message_id: delivery.properties.message_id().as_ref().map(|id| id.as_str().to_owned()),
+        attempt: headers::attempt(properties_headers),
+        redelivered: delivery.redelivered,
+        routing_key: headers::original_routing_key(properties_headers)
+            .unwrap_or_else(|| delivery.routing_key.as_str().to_owned()),
+    }
+}
+
+/// Decodes, handles and settles one batch; returns how many deliveries it settled.
+async fn handle_deliveries<H: MessageHandler>(
+    batch: Vec<Delivery>,
     queue: QueueSpec,
     handler: Arc<H>,
     retry_publisher: Arc<Publisher>,
-) {
-    let properties_headers = delivery.properties.headers().clone();
-    let context = DeliveryContext {
-        message_id: delivery.properties.message_id().as_ref().map(|id| id.as_str().to_owned()),
-        attempt: headers::attempt(properties_headers.as_ref()),
-        redelivered: delivery.redelivered,
-        routing_key: headers::original_routing_key(properties_headers.as_ref())
-            .unwrap_or_else(|| delivery.routing_key.as_str().to_owned()),
+) -> usize {
+    let size = batch.len();
+    let contexts: Vec<DeliveryContext> = batch.iter().map(delivery_context).collect();
+    let span = match contexts.as_slice() {
+        [context] => tracing::info_span!(
+            "amqp.consume",
+            queue = %queue.name,
+            routing_key = %context.routing_key,
+            message_id = context.message_id.as_deref().unwrap_or(""),
+            attempt = context.attempt,
+        ),
+        _ => tracing::info_span!("amqp.consume", queue = %queue.name, batch = size),
     };
-    let span = tracing::info_span!(
-        "amqp.consume",
-        queue = %queue.name,
-        routing_key = %context.routing_key,
-        message_id = context.message_id.as_deref().unwrap_or(""),
-        attempt = context.attempt,
-    );
-    if let Some(table) = properties_headers.as_ref() {
+    // A batch joins the trace of its first message.
+    if let Some(table) = batch.first().and_then(|delivery| delivery.properties.headers().as_ref()) {
         sutazai_kit::telemetry::set_remote_parent(&span, &FieldTableExtractor(table));
     }
     async move {
-        let outcome = match serde_json::from_slice::<H::Message>(&delivery.data) {
-            Err(error) => Err(HandlerError::Permanent(format!("undecodable message: {error}"))),
-            Ok(message) => {
-                let handling = AssertUnwindSafe(handler.handle(message, context.clone())).catch_unwind();
-                handling.await.unwrap_or_else(|_| Err(HandlerError::Retryable("handler panicked".to_owned())))
+        let mut outcomes: Vec<Option<Result<(), HandlerError>>> = vec![None; size];
+        let mut decoded = Vec::with_capacity(size);
+        let mut positions = Vec::with_capacity(size);
+        for (position, (delivery, context)) in batch.iter().zip(&contexts).enumerate() {
+            match serde_json::from_slice::<H::Message>(&delivery.data) {
+                Ok(message) => {
+                    decoded.push((message, context.clone()));
+                    positions.push(position);
+                }
+                Err(error) => {
+                    outcomes[position] =
+                        Some(Err(HandlerError::Permanent(format!("undecodable message: {error}"))))
+                }
             }
-        };
-        settle(delivery, &queue, &context, outcome, &retry_publisher).await;
+        }
+        if !decoded.is_empty() {
+            let count = decoded.len();
+            let handled = if count == 1 {
+                let (message, context) = decoded.swap_remove(0);
+                AssertUnwindSafe(async { vec![handler.handle(message, context).await] }).catch_unwind().await
+            } else {
+                AssertUnwindSafe(handler.handle_batch(decoded)).catch_unwind().await
+            };
+            let mut results = handled
+                .unwrap_or_else(|_| vec![Err(HandlerError::Retryable("handler panicked".to_owned())); count]);
+            // A handler that answered for the wrong number of messages has them all retried.
+            if results.len() != count {
+                tracing::error!(
+                    expected = count,
+                    got = results.len(),
+                    "handle_batch returned a wrong number of outcomes"
+                );
+                results =
+                    vec![Err(HandlerError::Retryable("handler lost track of its batch".to_owned())); count];
+            }
+            for (position, result) in positions.into_iter().zip(results) {
+                outcomes[position] = Some(result);
+            }
+        }
+        let settling = batch.into_iter().zip(contexts).zip(outcomes).map(|((delivery, context), outcome)| {
+            let queue = &queue;
+            let retry_publisher = &retry_publisher;
+            async move {
+                let outcome =
+                    outcome.unwrap_or_else(|| Err(HandlerError::Retryable("not handled".to_owned())));
+                settle(delivery, queue, &context, outcome, retry_publisher).await;
+            }
+        });
+        futures_util::future::join_all(settling).await;
     }
     .instrument(span)
     .await;
+    size
 }
 
 async fn settle(

@@ -10,6 +10,7 @@ pub mod client;
 pub mod consumer;
 pub mod headers;
 pub mod outbox;
+pub mod pipeline;
 pub mod publisher;
 pub mod topology;
 

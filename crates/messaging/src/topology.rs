@@ -38,12 +38,21 @@ pub struct QueueSpec {
     /// Delay before attempt N+1 after a retryable failure of attempt N; its length is the number
     /// of retries, so a message is tried at most `1 + retry_delays_ms.len()` times.
     pub retry_delays_ms: Vec<u64>,
+    /// The broker deletes the queue after it has had no consumer for this long (`x-expires`);
+    /// for per-instance queues such as an agent's.
+    pub expires_ms: Option<u64>,
 }
 
 impl QueueSpec {
     /// A queue with no bindings, no priorities and no retries.
     pub fn new(name: impl Into<String>) -> Self {
-        Self { name: name.into(), bindings: Vec::new(), max_priority: None, retry_delays_ms: Vec::new() }
+        Self {
+            name: name.into(),
+            bindings: Vec::new(),
+            max_priority: None,
+            retry_delays_ms: Vec::new(),
+            expires_ms: None,
+        }
     }
 
     /// Binds the queue to `exchange` for `routing_key` (topic pattern).
@@ -61,6 +70,12 @@ impl QueueSpec {
     /// Sets the delay before each retry.
     pub fn with_retry_delays_ms(mut self, delays_ms: &[u64]) -> Self {
         self.retry_delays_ms = delays_ms.to_vec();
+        self
+    }
+
+    /// Lets the broker delete the queue once unused for `expires_ms`.
+    pub fn with_expires_ms(mut self, expires_ms: u64) -> Self {
+        self.expires_ms = Some(expires_ms);
         self
     }
 
@@ -198,6 +213,9 @@ async fn declare_queue(channel: &Channel, client: &AmqpClient, queue: &QueueSpec
     let mut arguments = vec![("x-dead-letter-exchange", text(&dead_letter_exchange))];
     if let Some(max_priority) = queue.max_priority {
         arguments.push(("x-max-priority", AMQPValue::ShortShortUInt(max_priority)));
+    }
+    if let Some(expires_ms) = queue.expires_ms {
+        arguments.push(("x-expires", AMQPValue::LongLongInt(i64::try_from(expires_ms).unwrap_or(i64::MAX))));
     }
     channel.queue_declare(queue_name.clone().into(), durable_queue(), table(&arguments)).await?;
     for (exchange, routing_key) in &queue.bindings {

@@ -7,7 +7,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::{AgentId, Priority, TaskId, UserId};
+use crate::{AgentId, Priority, TaskId};
 
 /// Exchange carrying task life-cycle messages.
 pub const TASKS_EXCHANGE: &str = "sutazai.tasks";
@@ -33,9 +33,13 @@ pub enum TaskMessage {
     /// The agent finished the attempt with an error.
     #[serde(rename = "task.failed.v1")]
     Failed(TaskFailed),
-    /// The task was cancelled; the agent running it should stop.
+    /// The task was withdrawn (cancelled, timed out, or its workflow stopped); the coordinator
+    /// forgets it and the agent running it stops.
     #[serde(rename = "task.cancelled.v1")]
     Cancelled(TaskCancelled),
+    /// The coordinator cannot assign the task yet; `reason` says why (shown as `queued_reason`).
+    #[serde(rename = "task.waiting.v1")]
+    Waiting(TaskWaiting),
 }
 
 impl TaskMessage {
@@ -48,6 +52,7 @@ impl TaskMessage {
             Self::Succeeded(_) => "task.succeeded.v1",
             Self::Failed(_) => "task.failed.v1",
             Self::Cancelled(_) => "task.cancelled.v1",
+            Self::Waiting(_) => "task.waiting.v1",
         }
     }
 
@@ -60,26 +65,34 @@ impl TaskMessage {
             Self::Succeeded(message) => message.task_id,
             Self::Failed(message) => message.task_id,
             Self::Cancelled(message) => message.task_id,
+            Self::Waiting(message) => message.task_id,
         }
     }
 }
 
-/// A task waiting for an agent.
+/// A task waiting for an agent: everything the coordinator needs to queue, match and assign it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TaskReady {
     pub task_id: TaskId,
     pub task_type: String,
     pub priority: Priority,
-    /// Capabilities an agent needs to run the task.
+    /// Capabilities an agent needs (all of them) to run the task.
     pub capabilities: Vec<String>,
-    pub owner: UserId,
+    /// The user id or service client id the task belongs to (for owner fairness).
+    pub owner: String,
     /// The attempt the coordinator should assign (1 for the first).
     pub attempt: u32,
-    pub timeout_s: u32,
+    /// The task's input, handed to the agent unchanged.
+    pub payload: serde_json::Value,
+    /// When the whole task times out (submission + timeout); the orchestrator fails it then.
+    pub deadline: DateTime<Utc>,
+    /// When the task (or this retry) became ready; FIFO order within a priority.
     pub enqueued_at: DateTime<Utc>,
 }
 
-/// A task leased to one agent until `deadline`.
+/// A task leased to one agent. Published with the routing key
+/// [`TaskAssigned::routing_key`] (`task.assigned.v1.<agent id>`), so it reaches that agent's
+/// queue and the orchestrator (bound to `task.assigned.v1.*`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TaskAssigned {
     pub task_id: TaskId,
@@ -87,7 +100,25 @@ pub struct TaskAssigned {
     pub agent_id: AgentId,
     pub task_type: String,
     pub payload: serde_json::Value,
+    pub owner: String,
+    /// The task's own deadline: the agent gives up on the attempt after it.
     pub deadline: DateTime<Utc>,
+    /// Why the coordinator made this assignment when it is a re-assignment (e.g. "agent
+    /// 0193… went offline"); empty for a first assignment.
+    #[serde(default)]
+    pub reason: String,
+}
+
+impl TaskAssigned {
+    /// `task.assigned.v1.<agent id>`.
+    pub fn routing_key(&self) -> String {
+        assigned_routing_key(self.agent_id)
+    }
+}
+
+/// The routing key that delivers an assignment to `agent_id`'s queue.
+pub fn assigned_routing_key(agent_id: AgentId) -> String {
+    format!("task.assigned.v1.{agent_id}")
 }
 
 /// An agent started an attempt.
@@ -120,10 +151,19 @@ pub struct TaskFailed {
     pub finished_at: DateTime<Utc>,
 }
 
-/// A task was cancelled.
+/// A task was withdrawn before an agent finished it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TaskCancelled {
     pub task_id: TaskId,
+    pub reason: String,
+}
+
+/// The coordinator holds a task it cannot assign yet.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskWaiting {
+    pub task_id: TaskId,
+    pub attempt: u32,
+    /// E.g. "no online agent has capability gpu" or "every capable agent is busy".
     pub reason: String,
 }
 
@@ -153,7 +193,7 @@ impl AgentMessage {
     }
 }
 
-/// A worker profile announcing itself.
+/// A worker profile announcing itself. Its queue is [`agent_queue`] of its id.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AgentRegistered {
     pub agent_id: AgentId,
@@ -162,6 +202,11 @@ pub struct AgentRegistered {
     /// How many tasks it runs at once.
     pub slots: u32,
     pub version: String,
+}
+
+/// The logical name of the queue an agent consumes its assignments (and cancellations) from.
+pub fn agent_queue(agent_id: AgentId) -> String {
+    format!("agent.{agent_id}")
 }
 
 /// A worker profile's liveness and load.

@@ -263,3 +263,68 @@ async fn shutdown_lets_in_flight_handlers_finish_and_ack() {
     );
     topology.delete(&client).await.unwrap();
 }
+
+/// Applies whole batches and fails the job numbered 13 permanently.
+struct Batcher {
+    sizes: mpsc::UnboundedSender<Vec<u32>>,
+}
+
+impl MessageHandler for Batcher {
+    type Message = Job;
+
+    async fn handle(&self, message: Job, context: DeliveryContext) -> Result<(), HandlerError> {
+        self.handle_batch(vec![(message, context)]).await.remove(0)
+    }
+
+    async fn handle_batch(&self, batch: Vec<(Job, DeliveryContext)>) -> Vec<Result<(), HandlerError>> {
+        let _ = self.sizes.send(batch.iter().map(|(job, _)| job.number).collect());
+        batch
+            .iter()
+            .map(
+                |(job, _)| {
+                    if job.number == 13 { Err(HandlerError::Permanent("unlucky".into())) } else { Ok(()) }
+                },
+            )
+            .collect()
+    }
+}
+
+#[tokio::test]
+async fn waiting_deliveries_are_handled_in_batches_and_settled_one_by_one() {
+    let queue = QueueSpec::new("batched");
+    let (client, topology) = setup(queue.clone()).await;
+    for number in 0..40 {
+        publish(&client, number).await;
+    }
+    let (sender, mut sizes) = mpsc::unbounded_channel();
+    let consumer = Consumer::new(client.clone(), queue.clone(), Batcher { sizes: sender })
+        .with_prefetch(64)
+        .with_max_batch(16);
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(consumer.run(stop.clone()));
+
+    let mut seen = Vec::new();
+    let mut largest = 0;
+    while seen.len() < 40 {
+        let batch = tokio::time::timeout(Duration::from_secs(10), sizes.recv()).await.unwrap().unwrap();
+        assert!(batch.len() <= 16, "a batch never exceeds max_batch");
+        largest = largest.max(batch.len());
+        seen.extend(batch);
+    }
+    assert!(largest > 1, "deliveries already waiting were handed over together");
+    seen.sort_unstable();
+    assert_eq!(seen, (0..40).collect::<Vec<_>>(), "each message handled once");
+
+    let dead = wait_for_message(&client, &queue.dead_letter_queue(), Duration::from_secs(10))
+        .await
+        .expect("the one failed message of its batch is dead-lettered");
+    assert_eq!(serde_json::from_slice::<Job>(&dead.delivery.data).unwrap(), Job { number: 13 });
+    stop.cancel();
+    task.await.unwrap();
+    assert!(crate::take_one(&client, "batched").await.is_none(), "the rest of the batch was acked");
+    assert!(
+        crate::take_one(&client, &queue.dead_letter_queue()).await.is_none(),
+        "only the failed message was dead-lettered"
+    );
+    topology.delete(&client).await.unwrap();
+}
