@@ -17,7 +17,7 @@ STATE_DIR := .sutazai
 ENV_FILE := $(STATE_DIR)/env
 PID_FILE := $(STATE_DIR)/sutazai.pid
 
-.PHONY: help up down test lint bench bench-auth bench-gateway bench-vector bench-arbitrator bench-hardware services tools build-times
+.PHONY: help up down test lint bench bench-auth bench-gateway bench-vector bench-arbitrator bench-hardware bench-pipeline services tools build-times
 
 help:
 	@echo "make up     run the platform (ensures postgres, redis, rabbitmq; builds sutazai; runs 'sutazai up')"
@@ -41,6 +41,9 @@ $(ENV_FILE):
 	@echo "generated a master key in $(ENV_FILE) (keep it: it encrypts secrets at rest)"
 
 up: services tools $(ENV_FILE)
+	@grep -q '^SUTAZAI__AGENT__CLIENT_SECRET=' $(ENV_FILE) || (umask 077; printf 'SUTAZAI__AGENT__CLIENT_SECRET=%s\n' \
+		"$$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')" >> $(ENV_FILE); \
+		echo "generated the agent workers' service-account secret in $(ENV_FILE)")
 	cargo build --release -p sutazai
 	@set -a; source $(ENV_FILE); set +a; \
 	echo $$$$ > $(PID_FILE); \
@@ -72,6 +75,7 @@ bench: services tools
 	$(MAKE) bench-vector
 	$(MAKE) bench-arbitrator
 	$(MAKE) bench-hardware
+	$(MAKE) bench-pipeline
 
 # Auth hot paths against the real Postgres and Redis (release build); figures in README.
 bench-auth: services tools
@@ -93,6 +97,10 @@ bench-arbitrator: services tools
 # Duplicate scan of a generated tree against fdupes and rmlint (time and peak memory).
 bench-hardware: tools
 	bash bench/hardware.sh
+
+# No-op tasks through the whole durable pipeline against Celery on the same RabbitMQ; figures in README.
+bench-pipeline: services tools
+	bash bench/pipeline.sh
 
 # Measures a cold and an incremental debug build of the whole workspace (the figures in README).
 build-times: tools

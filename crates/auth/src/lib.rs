@@ -86,6 +86,30 @@ pub async fn migrate(postgres: &PostgresSettings) -> Result<(), sutazai_kit::pos
     sutazai_kit::postgres::migrate(postgres, SCHEMA, migrators()).await
 }
 
+/// Makes sure the service account `client_id` exists, active, with exactly `secret` and `scopes`
+/// (created, or its secret and scopes replaced). For platform bootstrap: `sutazai up` gives its
+/// agent workers their account this way, from the secret `make up` generated, so no admin has
+/// to create one by hand. Only the secret's hash is stored.
+pub async fn ensure_service_account(
+    postgres: &PostgresSettings,
+    client_id: &str,
+    secret: &str,
+    scopes: &[String],
+) -> Result<(), sutazai_kit::postgres::DatabaseError> {
+    let pool = sutazai_kit::postgres::connect_and_migrate(postgres, SCHEMA, migrators()).await?;
+    let upsert = sqlx::query(
+        "INSERT INTO service_accounts (client_id, secret_hash, scopes) VALUES ($1, $2, $3)
+         ON CONFLICT (client_id) DO UPDATE SET secret_hash = EXCLUDED.secret_hash, scopes = EXCLUDED.scopes, active = true",
+    )
+    .bind(client_id)
+    .bind(domain::secrets::token_hash(secret))
+    .bind(scopes)
+    .execute(&pool)
+    .await;
+    pool.close().await;
+    upsert.map(|_| ()).map_err(sutazai_kit::postgres::DatabaseError::from)
+}
+
 /// The migrations of this service's schema: its own and the kit's audit log.
 fn migrators() -> Vec<sqlx::migrate::Migrator> {
     vec![sqlx::migrate!("./migrations"), sutazai_kit::audit::migrator()]

@@ -62,6 +62,7 @@ async fn act(action: Action, config: &SutazaiConfig) -> anyhow::Result<ExitCode>
     match action {
         Action::Up => {
             check_dependencies(config).await?;
+            bootstrap_agent_account(config).await?;
             run_roles(&Role::ALL, config).await
         }
         Action::Serve(role) => run_roles(&[role], config).await,
@@ -82,6 +83,26 @@ async fn act(action: Action, config: &SutazaiConfig) -> anyhow::Result<ExitCode>
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// Scopes of the agent workers' service account: memory-chat reads and writes its memory in the
+/// vector service (the arbitrator grants LLM-slot leases to any service token).
+const AGENT_SCOPES: [&str; 2] = ["vectors:read", "vectors:write"];
+
+/// `sutazai up` runs the auth service and the agent workers together, so it gives the workers
+/// their service account (`agent.client_id` with `agent.client_secret`, which `make up` generates)
+/// instead of leaving an operator to create it first. Without a secret configured nothing is
+/// created, and the agent role says which key is missing.
+async fn bootstrap_agent_account(config: &SutazaiConfig) -> anyhow::Result<()> {
+    let Some(secret) = config.agent.client_secret.as_ref() else {
+        return Ok(());
+    };
+    let scopes: Vec<String> = AGENT_SCOPES.iter().map(|scope| (*scope).to_owned()).collect();
+    sutazai_auth::ensure_service_account(&config.postgres, &config.agent.client_id, secret.expose(), &scopes)
+        .await
+        .context("create the agent workers' service account")?;
+    tracing::info!(client_id = %config.agent.client_id, "agent service account ready");
+    Ok(())
 }
 
 /// Starts `roles`, runs until SIGTERM/SIGINT or until one stops on its own, then shuts all down.

@@ -22,7 +22,13 @@ pub(crate) const DEFAULTS_TOML: &str = concat!(
     "\n",
     include_str!("../../arbitrator/arbitrator.default.toml"),
     "\n",
-    include_str!("../../vector/vector.default.toml")
+    include_str!("../../vector/vector.default.toml"),
+    "\n",
+    include_str!("../../orchestrator/orchestrator.default.toml"),
+    "\n",
+    include_str!("../../coordinator/coordinator.default.toml"),
+    "\n",
+    include_str!("../../agent/agent.default.toml")
 );
 
 /// Keys whose environment value is a comma-separated list.
@@ -49,6 +55,9 @@ pub(crate) struct SutazaiConfig {
     pub(crate) arbitrator: sutazai_arbitrator::ArbitratorSettings,
     pub(crate) hardware: sutazai_hardware::HardwareSettings,
     pub(crate) vector: sutazai_vector::VectorSettings,
+    pub(crate) orchestrator: sutazai_orchestrator::OrchestratorSettings,
+    pub(crate) coordinator: sutazai_coordinator::CoordinatorSettings,
+    pub(crate) agent: sutazai_agent::AgentSettings,
     pub(crate) rate_limit: sutazai_kit::ratelimit::RateLimitSettings,
     pub(crate) circuit_breaker: sutazai_kit::breaker::BreakerSettings,
     #[serde(default)]
@@ -66,10 +75,7 @@ impl SutazaiConfig {
             llm: self.llm.clone(),
             rate_limit: self.rate_limit.clone(),
             breakers: self.circuit_breaker,
-            token: sutazai_kit::auth::VerifierSettings::new(
-                self.auth.issuer.clone(),
-                self.auth.audience.clone(),
-            ),
+            token: self.token_settings(),
         }
     }
 
@@ -80,10 +86,7 @@ impl SutazaiConfig {
             http: self.http.clone(),
             postgres: self.postgres.clone(),
             redis: self.redis.clone(),
-            token: sutazai_kit::auth::VerifierSettings::new(
-                self.auth.issuer.clone(),
-                self.auth.audience.clone(),
-            ),
+            token: self.token_settings(),
         }
     }
 
@@ -104,10 +107,46 @@ impl SutazaiConfig {
             vector: self.vector.clone(),
             http: self.http.clone(),
             redis: self.redis.clone(),
-            token: sutazai_kit::auth::VerifierSettings::new(
-                self.auth.issuer.clone(),
-                self.auth.audience.clone(),
-            ),
+            token: self.token_settings(),
+            llm: self.llm.clone(),
+        }
+    }
+
+    /// The issuer and audience every role's token verifier checks.
+    fn token_settings(&self) -> sutazai_kit::auth::VerifierSettings {
+        sutazai_kit::auth::VerifierSettings::new(self.auth.issuer.clone(), self.auth.audience.clone())
+    }
+
+    /// What the orchestrator role reads.
+    pub(crate) fn orchestrator_config(&self) -> sutazai_orchestrator::OrchestratorConfig {
+        sutazai_orchestrator::OrchestratorConfig {
+            orchestrator: self.orchestrator.clone(),
+            http: self.http.clone(),
+            postgres: self.postgres.clone(),
+            redis: self.redis.clone(),
+            amqp: self.amqp.clone(),
+            token: self.token_settings(),
+        }
+    }
+
+    /// What the coordinator role reads.
+    pub(crate) fn coordinator_config(&self) -> sutazai_coordinator::CoordinatorConfig {
+        sutazai_coordinator::CoordinatorConfig {
+            coordinator: self.coordinator.clone(),
+            http: self.http.clone(),
+            postgres: self.postgres.clone(),
+            redis: self.redis.clone(),
+            amqp: self.amqp.clone(),
+            token: self.token_settings(),
+        }
+    }
+
+    /// What the agent role reads.
+    pub(crate) fn agent_config(&self) -> sutazai_agent::AgentConfig {
+        sutazai_agent::AgentConfig {
+            agent: self.agent.clone(),
+            http: self.http.clone(),
+            amqp: self.amqp.clone(),
             llm: self.llm.clone(),
         }
     }
@@ -118,10 +157,7 @@ impl SutazaiConfig {
             hardware: self.hardware.clone(),
             http: self.http.clone(),
             redis: self.redis.clone(),
-            token: sutazai_kit::auth::VerifierSettings::new(
-                self.auth.issuer.clone(),
-                self.auth.audience.clone(),
-            ),
+            token: self.token_settings(),
         }
     }
 }
@@ -137,6 +173,9 @@ impl Validate for SutazaiConfig {
         self.gateway.validate(&key(prefix, "gateway"), issues);
         self.llm.validate(&key(prefix, "llm"), issues);
         self.arbitrator.validate(&key(prefix, "arbitrator"), issues);
+        self.orchestrator.validate(&key(prefix, "orchestrator"), issues);
+        self.coordinator.validate(&key(prefix, "coordinator"), issues);
+        self.agent.validate(&key(prefix, "agent"), issues);
         self.hardware.validate(&key(prefix, "hardware"), issues);
         self.vector.validate(&key(prefix, "vector"), issues);
         self.rate_limit.validate(&key(prefix, "rate_limit"), issues);

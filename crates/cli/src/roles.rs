@@ -22,6 +22,12 @@ pub(crate) enum Role {
     Arbitrator,
     /// Vector collections, search and documents (port 10103).
     Vector,
+    /// Task and workflow state: submit, results, retries, cancel (port 8589).
+    Orchestrator,
+    /// Agent registry and task assignment (port 8551).
+    Coordinator,
+    /// Agent workers running the configured profiles (port 8595: health and metrics only).
+    Agent,
 }
 
 /// A started role: its name, address and serving task.
@@ -32,8 +38,16 @@ pub(crate) struct RunningRole {
 
 impl Role {
     /// Every built role, in start order.
-    pub(crate) const ALL: [Role; 5] =
-        [Role::Auth, Role::Arbitrator, Role::Gateway, Role::Hardware, Role::Vector];
+    pub(crate) const ALL: [Role; 8] = [
+        Role::Auth,
+        Role::Arbitrator,
+        Role::Orchestrator,
+        Role::Coordinator,
+        Role::Gateway,
+        Role::Hardware,
+        Role::Vector,
+        Role::Agent,
+    ];
 
     /// The role's name.
     pub(crate) fn name(self) -> &'static str {
@@ -43,6 +57,9 @@ impl Role {
             Self::Hardware => "hardware",
             Self::Arbitrator => "arbitrator",
             Self::Vector => "vector",
+            Self::Orchestrator => "orchestrator",
+            Self::Coordinator => "coordinator",
+            Self::Agent => "agent",
         }
     }
 
@@ -54,6 +71,9 @@ impl Role {
             Self::Hardware => 11110,
             Self::Arbitrator => 8588,
             Self::Vector => 10103,
+            Self::Orchestrator => 8589,
+            Self::Coordinator => 8551,
+            Self::Agent => 8595,
         }
     }
 
@@ -66,8 +86,16 @@ impl Role {
             Self::Hardware => {}
             // No schema: the vector role keeps its collections in its data directory.
             Self::Vector => {}
+            // No schema: agents keep no state of their own.
+            Self::Agent => {}
             Self::Arbitrator => {
                 sutazai_arbitrator::migrate(&config.postgres).await.context("migrate arbitrator")?
+            }
+            Self::Orchestrator => {
+                sutazai_orchestrator::migrate(&config.postgres).await.context("migrate orchestrator")?
+            }
+            Self::Coordinator => {
+                sutazai_coordinator::migrate(&config.postgres).await.context("migrate coordinator")?
             }
         }
         Ok(())
@@ -79,43 +107,25 @@ impl Role {
         config: &SutazaiConfig,
         shutdown: &Shutdown,
     ) -> anyhow::Result<RunningRole> {
+        // Every role library has the same shape: build (connect, migrate, bind), then serve.
+        macro_rules! start {
+            ($application:path, $config:expr) => {{
+                let application = <$application>::build($config, shutdown)
+                    .await
+                    .with_context(|| format!("start {}", self.name()))?;
+                tracing::info!(role = self.name(), address = %application.address(), "role started");
+                tokio::spawn(application.run_until_stopped(shutdown.clone()))
+            }};
+        }
         let task = match self {
-            Self::Auth => {
-                let application = sutazai_auth::Application::build(config.auth_config(), shutdown)
-                    .await
-                    .context("start auth")?;
-                tracing::info!(role = self.name(), address = %application.address(), "role started");
-                tokio::spawn(application.run_until_stopped(shutdown.clone()))
-            }
-            Self::Gateway => {
-                let application = sutazai_gateway::Application::build(config.gateway_config(), shutdown)
-                    .await
-                    .context("start gateway")?;
-                tracing::info!(role = self.name(), address = %application.address(), "role started");
-                tokio::spawn(application.run_until_stopped(shutdown.clone()))
-            }
-            Self::Arbitrator => {
-                let application =
-                    sutazai_arbitrator::Application::build(config.arbitrator_config(), shutdown)
-                        .await
-                        .context("start arbitrator")?;
-                tracing::info!(role = self.name(), address = %application.address(), "role started");
-                tokio::spawn(application.run_until_stopped(shutdown.clone()))
-            }
-            Self::Hardware => {
-                let application = sutazai_hardware::Application::build(config.hardware_config(), shutdown)
-                    .await
-                    .context("start hardware")?;
-                tracing::info!(role = self.name(), address = %application.address(), "role started");
-                tokio::spawn(application.run_until_stopped(shutdown.clone()))
-            }
-            Self::Vector => {
-                let application = sutazai_vector::Application::build(config.vector_config(), shutdown)
-                    .await
-                    .context("start vector")?;
-                tracing::info!(role = self.name(), address = %application.address(), "role started");
-                tokio::spawn(application.run_until_stopped(shutdown.clone()))
-            }
+            Self::Auth => start!(sutazai_auth::Application, config.auth_config()),
+            Self::Gateway => start!(sutazai_gateway::Application, config.gateway_config()),
+            Self::Arbitrator => start!(sutazai_arbitrator::Application, config.arbitrator_config()),
+            Self::Hardware => start!(sutazai_hardware::Application, config.hardware_config()),
+            Self::Vector => start!(sutazai_vector::Application, config.vector_config()),
+            Self::Orchestrator => start!(sutazai_orchestrator::Application, config.orchestrator_config()),
+            Self::Coordinator => start!(sutazai_coordinator::Application, config.coordinator_config()),
+            Self::Agent => start!(sutazai_agent::Application, config.agent_config()),
         };
         Ok(RunningRole { role: self, task })
     }

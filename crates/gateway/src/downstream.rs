@@ -89,15 +89,6 @@ pub(crate) fn caller_authorization() -> Option<MetadataValue<Ascii>> {
     CALLER_AUTHORIZATION.try_with(Clone::clone).ok()
 }
 
-/// Runs `future` with `authorization` forwarded on its downstream calls: work a request spawns
-/// that outlives it (releasing a lease) still acts in the caller's name.
-pub(crate) async fn with_caller_authorization<F: Future>(
-    authorization: MetadataValue<Ascii>,
-    future: F,
-) -> F::Output {
-    CALLER_AUTHORIZATION.scope(authorization, future).await
-}
-
 /// Passes the current trace context and the caller's token on to the downstream service.
 pub(crate) type Traced = tonic::service::interceptor::InterceptedService<
     Channel,
@@ -165,6 +156,11 @@ impl Downstreams {
     /// The arbitrator client.
     pub(crate) fn arbitrator(&self) -> ArbitratorServiceClient<Traced> {
         ArbitratorServiceClient::new(traced(self.arbitrator.channel()))
+    }
+
+    /// The arbitrator's channel, for the lease client of inference slots.
+    pub(crate) fn arbitrator_channel(&self) -> Channel {
+        self.arbitrator.channel()
     }
 
     /// The breaker of `service`.

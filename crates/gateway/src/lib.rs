@@ -114,8 +114,8 @@ impl Application {
             LlmClient::from_settings(&config.llm)
                 .map_err(|error| StartupError::Config(error.to_string()))?
                 .with_response_cache(response_cache)
-                .with_inference_slots(Arc::new(llm_slots::ArbitratedSlots::new(
-                    Arc::clone(&downstreams),
+                .with_inference_slots(Arc::new(llm_slots::inference_slots(
+                    &downstreams,
                     config.llm.max_concurrent_requests,
                     config.llm.request_timeout(),
                 ))),

@@ -223,11 +223,18 @@ impl<H: MessageHandler> Consumer<H> {
                 },
             }
         };
-        if stream_result.is_ok() {
-            // Stop new deliveries, then let the handlers in flight finish and ack.
-            if let Err(error) = channel.basic_cancel(consumer_tag, BasicCancelOptions::default()).await {
-                tracing::debug!(%error, "cancel consumer");
-            }
+        if let Err(error) = stream_result {
+            // The stream broke: the broker hands the unacked messages back. Waiting for their
+            // handlers would leave the queue unread (cancellations included) for up to the drain
+            // timeout, and aborting them would throw away work in progress; they run on
+            // detached (their acks go to the old channel or fail), and the caller consumes again
+            // at once.
+            in_flight.detach_all();
+            return Err(error);
+        }
+        // Shutdown: stop new deliveries, then let the handlers in flight finish and ack.
+        if let Err(error) = channel.basic_cancel(consumer_tag, BasicCancelOptions::default()).await {
+            tracing::debug!(%error, "cancel consumer");
         }
         // Handlers get a bounded time to finish; the rest are dropped unacked, and the broker
         // redelivers their messages to another consumer.
@@ -241,10 +248,8 @@ impl<H: MessageHandler> Consumer<H> {
         if tokio::time::timeout(self.drain_timeout, drain).await.is_err() {
             tracing::warn!(queue = %self.queue.name, "handlers still running after the drain timeout; abandoning them");
         }
-        if stream_result.is_ok() {
-            let _ = channel.close(200, "consumer stopped".into()).await;
-        }
-        stream_result
+        let _ = channel.close(200, "consumer stopped".into()).await;
+        Ok(())
     }
 }
 

@@ -217,6 +217,10 @@ impl OutboxRelay {
         let mut last_purge = Instant::now();
         let mut failure_delay = Duration::from_millis(200);
         while !shutdown.is_cancelled() {
+            // Without a listener every message waits for the sweep, so keep trying to get one.
+            if listener.is_none() {
+                listener = self.listen().await;
+            }
             match self.relay_batch().await {
                 Ok(sent) if sent as i64 == self.batch_size => continue,
                 Ok(_) => failure_delay = Duration::from_millis(200),
@@ -253,13 +257,23 @@ impl OutboxRelay {
         tracing::info!("outbox relay stopped");
     }
 
+    /// A listener for this schema's commit notifications; `None` (logged) when Postgres refused,
+    /// in which case the relay sweeps every `sweep_interval` until a later call succeeds.
     async fn listen(&self) -> Option<PgListener> {
-        let schema: Result<String, sqlx::Error> =
-            sqlx::query_scalar("SELECT current_schema()").fetch_one(&self.pool).await;
-        let channel = format!("outbox_{}", schema.ok()?);
-        let mut listener = PgListener::connect_with(&self.pool).await.ok()?;
-        listener.listen(&channel).await.ok()?;
-        Some(listener)
+        let listening = async {
+            let schema: String = sqlx::query_scalar("SELECT current_schema()").fetch_one(&self.pool).await?;
+            let mut listener = PgListener::connect_with(&self.pool).await?;
+            listener.listen(&format!("outbox_{schema}")).await?;
+            Ok::<_, sqlx::Error>(listener)
+        };
+        match listening.await {
+            Ok(listener) => Some(listener),
+            Err(error) => {
+                tracing::warn!(%error, sweep_ms = self.sweep_interval.as_millis() as u64,
+                    "outbox relay cannot listen for commits; sweeping until it can");
+                None
+            }
+        }
     }
 
     async fn purge_sent(&self) {

@@ -11,6 +11,7 @@ mod limits;
 mod preemption;
 mod race;
 mod restart;
+mod slots;
 mod waiting;
 
 use std::net::SocketAddr;

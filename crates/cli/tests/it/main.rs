@@ -2,6 +2,7 @@
 
 #![allow(clippy::unwrap_used, reason = "a failed step fails the test loudly")]
 
+mod pipeline;
 mod vector_crash;
 mod vector_import;
 
@@ -13,6 +14,8 @@ use sutazai_testkit::{TestDatabase, TestRedis, TestServer, http_settings, wait_f
 use tokio_util::sync::CancellationToken;
 
 const MASTER_KEY: &str = "9a0c5e1f7b3d2c4e6f8a0b1c2d3e4f5a";
+/// The agent workers' service-account secret `sutazai up` creates the account with.
+const AGENT_SECRET: &str = "4f1d8e2a9b7c6d5e3f2a1b0c9d8e7f6a";
 
 /// Runs the binary with a clean environment plus `env`.
 fn sutazai(args: &[&str], env: &[(&str, &str)]) -> Output {
@@ -135,6 +138,11 @@ async fn up_serves_every_role_until_sigterm() {
     let hardware_listen = format!("127.0.0.1:{}", free_port());
     let arbitrator_listen = format!("127.0.0.1:{}", free_port());
     let vector_listen = format!("127.0.0.1:{}", free_port());
+    let orchestrator_listen = format!("127.0.0.1:{}", free_port());
+    let coordinator_listen = format!("127.0.0.1:{}", free_port());
+    let agent_listen = format!("127.0.0.1:{}", free_port());
+    let amqp = sutazai_testkit::TestAmqp::new();
+    let amqp_prefix = amqp.settings().name_prefix;
     let vector_data = tempfile::tempdir().unwrap();
     let hardware_data = std::env::temp_dir().join(format!("sutazai-cli-up-{}", std::process::id()));
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_sutazai"))
@@ -155,6 +163,16 @@ async fn up_serves_every_role_until_sigterm() {
         .env("SUTAZAI__VECTOR__LISTEN", &vector_listen)
         .env("SUTAZAI__VECTOR__AUTH_URL", format!("http://{listen}"))
         .env("SUTAZAI__VECTOR__DATA_DIR", vector_data.path())
+        .env("SUTAZAI__AMQP__NAME_PREFIX", &amqp_prefix)
+        .env("SUTAZAI__ORCHESTRATOR__LISTEN", &orchestrator_listen)
+        .env("SUTAZAI__ORCHESTRATOR__AUTH_URL", format!("http://{listen}"))
+        .env("SUTAZAI__COORDINATOR__LISTEN", &coordinator_listen)
+        .env("SUTAZAI__COORDINATOR__AUTH_URL", format!("http://{listen}"))
+        .env("SUTAZAI__AGENT__LISTEN", &agent_listen)
+        .env("SUTAZAI__AGENT__AUTH_URL", format!("http://{listen}"))
+        .env("SUTAZAI__AGENT__ARBITRATOR_URL", format!("http://{arbitrator_listen}"))
+        .env("SUTAZAI__AGENT__VECTOR_URL", format!("http://{vector_listen}"))
+        .env("SUTAZAI__AGENT__CLIENT_SECRET", AGENT_SECRET)
         .env("NO_COLOR", "1")
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -166,6 +184,10 @@ async fn up_serves_every_role_until_sigterm() {
         format!("http://{hardware_listen}/readyz"),
         format!("http://{arbitrator_listen}/readyz"),
         format!("http://{vector_listen}/readyz"),
+        format!("http://{orchestrator_listen}/readyz"),
+        format!("http://{coordinator_listen}/readyz"),
+        // The workers' readiness includes the LLM, which is not running here.
+        format!("http://{agent_listen}/livez"),
     ] {
         wait_for("every role to be ready", std::time::Duration::from_secs(60), || async {
             reqwest::get(&ready_url).await.is_ok_and(|response| response.status() == 200)
@@ -198,6 +220,22 @@ async fn up_serves_every_role_until_sigterm() {
     assert!(logs.contains("role stopped role=\"gateway\""), "graceful stop logged: {logs}");
     assert!(logs.contains("role stopped role=\"hardware\""), "graceful stop logged: {logs}");
     assert!(logs.contains("role stopped role=\"vector\""), "graceful stop logged: {logs}");
+    for role in ["orchestrator", "coordinator", "agent"] {
+        assert!(logs.contains(&format!("role stopped role=\"{role}\"")), "{role} stop logged: {logs}");
+    }
+    // `up` gave the workers their service account, with the configured secret.
+    let pool = sqlx::PgPool::connect(database.url()).await.unwrap();
+    let scopes: Vec<String> =
+        sqlx::query_scalar("SELECT scopes FROM auth.service_accounts WHERE client_id = 'agent-worker'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(scopes, ["vectors:read", "vectors:write"]);
+    pool.close().await;
+    let client =
+        sutazai_messaging::AmqpClient::connect(amqp.settings(), CancellationToken::new()).await.unwrap();
+    sutazai_messaging::pipeline::coordinator_topology().delete(&client).await.unwrap();
+    client.close().await;
     let _ = std::fs::remove_dir_all(&hardware_data);
     database.drop_database().await;
 }

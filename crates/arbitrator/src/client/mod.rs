@@ -3,7 +3,11 @@
 //! The gateway and agent workers hold an `llm_slots` lease around each inference call, so a
 //! single Ollama with `OLLAMA_NUM_PARALLEL=1` is never sent two generations at once.
 //!
+//! [`slots::ArbitratedSlots`] is that lease as the LLM client's source of inference slots.
+//!
 //! Only tonic, the generated contract and tokio are used here, nothing of the server.
+
+pub mod slots;
 
 use std::fmt;
 use std::sync::Arc;
@@ -112,6 +116,10 @@ impl LeaseClient {
         let mut request = tonic::Request::new(message);
         let value = format!("Bearer {}", (self.token)()).parse().map_err(|_| LeaseError::InvalidToken)?;
         request.metadata_mut().insert("authorization", value);
+        // The lease joins the caller's trace (a chat, an agent's task) in the arbitrator's spans.
+        sutazai_kit::telemetry::inject_current(&mut sutazai_kit::telemetry::MetadataCarrier(
+            request.metadata_mut(),
+        ));
         Ok(request)
     }
 

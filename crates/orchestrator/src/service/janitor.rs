@@ -1,0 +1,42 @@
+//! Drops the inbox records of handled reports once nothing can be deduplicated against them. A
+//! report is redelivered only while the results consumer holds it unacknowledged, which lasts
+//! seconds, never a day; without this the inbox would grow by several rows per task forever.
+//! (Sent outbox rows are purged by the messaging relay itself.)
+
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use super::Orchestrator;
+use super::results::RESULTS_CONSUMER;
+use crate::error::OrchestratorError;
+use crate::store;
+
+/// How long a handled report's id is kept.
+pub const INBOX_RETENTION: Duration = Duration::from_secs(24 * 3600);
+/// How often old records are dropped.
+const PURGE_INTERVAL: Duration = Duration::from_secs(600);
+
+impl Orchestrator {
+    /// Deletes the results consumer's inbox records older than `retention`; returns how many.
+    pub async fn purge_handled_reports(&self, retention: Duration) -> Result<u64, OrchestratorError> {
+        store::inbox::purge(self.pool(), RESULTS_CONSUMER, retention).await
+    }
+}
+
+/// Purges old inbox records every [`PURGE_INTERVAL`] until `shutdown`.
+pub async fn run_inbox_janitor(orchestrator: Orchestrator, shutdown: CancellationToken) {
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(PURGE_INTERVAL) => {},
+            () = shutdown.cancelled() => break,
+        }
+        match orchestrator.purge_handled_reports(INBOX_RETENTION).await {
+            Ok(purged) => tracing::debug!(purged, "old inbox records purged"),
+            Err(error) => {
+                tracing::warn!(%error, "purging old inbox records failed; retrying at the next interval");
+            }
+        }
+    }
+    tracing::info!("inbox janitor stopped");
+}
