@@ -51,7 +51,7 @@ async fn main() -> anyhow::Result<()> {
     let database = TestDatabase::create().await;
     // The production defaults of `sutazai up` (postgres.max_connections, amqp.prefetch), not the
     // tests' small pools.
-    let postgres = sutazai_kit::config::PostgresSettings { max_connections: 10, ..database.settings() };
+    let postgres = sutazai_kit::config::PostgresSettings { max_connections: 20, ..database.settings() };
     let amqp = TestAmqp::new();
     let amqp_settings = sutazai_kit::config::AmqpSettings { prefetch: 10, ..amqp.settings() };
     let redis = TestRedis::new();

@@ -28,7 +28,7 @@ use sutazai_kit::auth::{RevocationKeys, VerifierSettings, verifier_from_auth_url
 use sutazai_kit::config::{AmqpSettings, HttpSettings, PostgresSettings, RedisSettings};
 use sutazai_kit::health::{HealthRegistry, PostgresCheck};
 use sutazai_kit::shutdown::Shutdown;
-use sutazai_messaging::outbox::OutboxRelay;
+use sutazai_messaging::outbox::{OutboxRelay, OutboxWaker};
 use sutazai_messaging::{AmqpCheck, AmqpClient, AmqpError, Consumer, Publisher, pipeline};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -113,6 +113,7 @@ pub struct Application {
     pool: sqlx::PgPool,
     amqp: AmqpClient,
     prefetch: u16,
+    outbox_waker: OutboxWaker,
 }
 
 impl Application {
@@ -135,6 +136,7 @@ impl Application {
         let amqp = AmqpClient::connect(config.amqp.clone(), shutdown.token()).await?;
         pipeline::coordinator_topology().declare(&amqp).await?;
         let store = PgStore::new(pool.clone());
+        let outbox_waker = store.outbox_waker();
         let snapshot = store.load().await?;
         let limits = settings.limits();
         let configured = settings.default_strategy();
@@ -165,6 +167,7 @@ impl Application {
             pool,
             amqp,
             prefetch: settings.prefetch,
+            outbox_waker,
         })
     }
 
@@ -187,7 +190,8 @@ impl Application {
         let dispatcher_stop = CancellationToken::new();
         let relay_stop = CancellationToken::new();
         let dispatcher_task = tracker.spawn(self.dispatcher.run(dispatcher_stop.clone()));
-        let relay = OutboxRelay::new(self.pool.clone(), Publisher::new(self.amqp.clone()));
+        let relay = OutboxRelay::new(self.pool.clone(), Publisher::new(self.amqp.clone()))
+            .with_waker(self.outbox_waker);
         let relay_task = tracker.spawn(relay.run(relay_stop.clone()));
         let tasks = Consumer::new(
             self.amqp.clone(),

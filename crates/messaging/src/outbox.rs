@@ -7,16 +7,22 @@
 //! after restart with the same message ids, so delivery is at least once and a consumer makes its
 //! effect exactly once by recording the id with [`record_once`] in its own transaction.
 //!
-//! The relay wakes on `NOTIFY` from [`enqueue`] (sent at commit) and also sweeps periodically, so a
-//! notification lost while its listener reconnected delays a message but never strands it.
+//! Waking the relay: the producing service calls [`OutboxWaker::wake`] after its commit (the relay
+//! of the same process then publishes at once); a producer in another process may send
+//! [`notify_relays`] in its transaction instead; and the relay sweeps periodically, so a missed
+//! wake delays a message but never strands it. `enqueue` itself sends no `NOTIFY`: Postgres
+//! serializes the commits of every notifying transaction on one lock (held through the WAL
+//! flush), which capped a busy service at one commit per flush.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 use serde::Serialize;
 use sqlx::postgres::PgListener;
 use sqlx::{PgExecutor, PgPool};
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -25,6 +31,32 @@ use crate::publisher::{OutgoingMessage, PublishError, Publisher};
 /// The migrations creating `outbox` and `inbox`; run them with the service's own migrator.
 pub fn migrator() -> sqlx::migrate::Migrator {
     sqlx::migrate!("./migrations")
+}
+
+/// Wakes the relays of this schema in any process, at the commit of the caller's transaction
+/// (for producers that run no relay themselves; it serializes concurrent notifying commits, so
+/// a busy service wakes its own relay with [`OutboxWaker`] instead).
+pub async fn notify_relays<'e>(executor: impl PgExecutor<'e>) -> Result<(), OutboxError> {
+    sqlx::query("SELECT pg_notify('outbox_' || current_schema(), '')").execute(executor).await?;
+    Ok(())
+}
+
+/// Wakes an [`OutboxRelay`] of this process: call [`OutboxWaker::wake`] after committing a
+/// transaction that enqueued messages. A wake with nothing new costs the relay one query; a
+/// wake while the relay is busy is remembered, so none is lost.
+#[derive(Debug, Clone, Default)]
+pub struct OutboxWaker(Arc<Notify>);
+
+impl OutboxWaker {
+    /// A waker to hand to the relay ([`OutboxRelay::with_waker`]) and to the producers.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Asks the relay to look for committed rows now.
+    pub fn wake(&self) {
+        self.0.notify_one();
+    }
 }
 
 /// Failures of the outbox.
@@ -61,12 +93,8 @@ pub async fn enqueue<'e, T: Serialize>(
     // The notification is delivered only when the transaction commits, which is when the relay
     // may see the row.
     sqlx::query(
-        "WITH inserted AS (
-             INSERT INTO outbox (message_id, exchange, routing_key, payload, headers, priority)
-             VALUES ($1, $2, $3, $4, $5, $6)
-             RETURNING id
-         )
-         SELECT pg_notify('outbox_' || current_schema(), '') FROM inserted",
+        "INSERT INTO outbox (message_id, exchange, routing_key, payload, headers, priority)
+         VALUES ($1, $2, $3, $4, $5, $6)",
     )
     .bind(message_id)
     .bind(exchange)
@@ -103,6 +131,7 @@ pub struct OutboxRelay {
     batch_size: i64,
     sweep_interval: Duration,
     retention: Duration,
+    waker: OutboxWaker,
 }
 
 #[derive(sqlx::FromRow)]
@@ -133,7 +162,14 @@ impl OutboxRelay {
             batch_size: 100,
             sweep_interval: Duration::from_secs(5),
             retention: DEFAULT_RETENTION,
+            waker: OutboxWaker::new(),
         }
+    }
+
+    /// The waker the producers of this process call after their commits.
+    pub fn with_waker(mut self, waker: OutboxWaker) -> Self {
+        self.waker = waker;
+        self
     }
 
     /// Rows published per transaction.
@@ -250,6 +286,7 @@ impl OutboxRelay {
             };
             tokio::select! {
                 () = notified => {},
+                () = self.waker.0.notified() => {},
                 () = tokio::time::sleep(self.sweep_interval) => {},
                 () = shutdown.cancelled() => break,
             }

@@ -88,11 +88,24 @@ $$;
 CREATE TRIGGER task_events_append_only BEFORE UPDATE OR DELETE ON task_events
     FOR EACH ROW EXECUTE FUNCTION reject_task_event_change();
 
--- Watchers (WatchTaskEvents) of every replica learn of new events from this notification, sent
--- when the inserting transaction commits. The payload is the task id.
+-- The tasks someone follows live (WatchTaskEvents), one row per open stream on any replica.
+-- Unlogged: after a crash the streams are gone too.
+CREATE UNLOGGED TABLE watched_tasks (
+    task_id    UUID NOT NULL,
+    watcher    UUID NOT NULL,
+    since      TIMESTAMPTZ NOT NULL DEFAULT now(),
+    PRIMARY KEY (task_id, watcher)
+);
+
+-- Watchers of every replica learn of new events from this notification, sent when the
+-- inserting transaction commits; the payload is the task id. Only followed tasks notify:
+-- Postgres serializes the commits of all notifying transactions on one lock held through the
+-- WAL flush, which capped the whole pipeline when every event notified.
 CREATE FUNCTION notify_task_event() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    PERFORM pg_notify('orchestrator_task_events', NEW.task_id::text);
+    IF EXISTS (SELECT 1 FROM watched_tasks WHERE task_id = NEW.task_id) THEN
+        PERFORM pg_notify('orchestrator_task_events', NEW.task_id::text);
+    END IF;
     RETURN NULL;
 END
 $$;

@@ -40,10 +40,36 @@ impl ResultsHandler {
 impl MessageHandler for ResultsHandler {
     type Message = TaskMessage;
 
+    /// Applies the batch in one transaction; when that fails (a message that cannot be applied,
+    /// Postgres down, a deadlock with another batch), each message is applied on its own with
+    /// the retries and dead-lettering of [`ResultsHandler::handle`].
+    async fn handle_batch(
+        &self,
+        batch: Vec<(TaskMessage, DeliveryContext)>,
+    ) -> Vec<Result<(), HandlerError>> {
+        let mut reports = Vec::with_capacity(batch.len());
+        for (position, (mut message, context)) in batch.iter().cloned().enumerate() {
+            strip_nul_characters(&mut message);
+            if let Some(message_id) = context.message_id {
+                reports.push((position, message_id, message));
+            }
+        }
+        if reports.len() == batch.len() {
+            match self.orchestrator.apply_reports(reports).await {
+                Ok(_) => return vec![Ok(()); batch.len()],
+                Err(error) => {
+                    tracing::warn!(%error, messages = batch.len(), "applying a batch failed; applying its reports one by one");
+                }
+            }
+        }
+        let handled = batch.into_iter().map(|(message, context)| self.handle(message, context));
+        futures_util::future::join_all(handled).await
+    }
+
     async fn handle(&self, mut message: TaskMessage, context: DeliveryContext) -> Result<(), HandlerError> {
         strip_nul_characters(&mut message);
         let Some(message_id) = context.message_id else {
-            return Err(HandlerError::Permanent("a message without an id cannot be applied once".to_owned()));
+            return Err(no_id());
         };
         let mut delay = FIRST_RETRY_DELAY;
         loop {
@@ -68,6 +94,10 @@ impl MessageHandler for ResultsHandler {
             }
         }
     }
+}
+
+fn no_id() -> HandlerError {
+    HandlerError::Permanent("a message without an id cannot be applied once".to_owned())
 }
 
 /// Removes NUL characters from the text an agent supplied.

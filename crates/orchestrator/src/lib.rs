@@ -25,7 +25,7 @@ use sutazai_kit::auth::{RevocationKeys, VerifierSettings, verifier_from_auth_url
 use sutazai_kit::config::{AmqpSettings, HttpSettings, PostgresSettings, RedisSettings};
 use sutazai_kit::health::{HealthRegistry, PostgresCheck, RedisCheck};
 use sutazai_kit::shutdown::Shutdown;
-use sutazai_messaging::outbox::OutboxRelay;
+use sutazai_messaging::outbox::{OutboxRelay, OutboxWaker};
 use sutazai_messaging::{AmqpCheck, AmqpClient, AmqpError, Consumer, Publisher, pipeline};
 use tokio::net::TcpListener;
 
@@ -38,6 +38,11 @@ use crate::service::OrchestratorParts;
 
 /// The Postgres schema this service owns.
 pub const SCHEMA: &str = "orchestrator";
+
+/// Unacknowledged reports the results consumer holds: enough for a few batches in flight.
+const RESULTS_PREFETCH: u16 = 256;
+/// Reports that arrived together are applied in one transaction, up to this many.
+const RESULTS_BATCH: usize = 64;
 
 /// Everything the orchestrator role needs from the configuration.
 #[derive(Debug, Clone)]
@@ -96,6 +101,7 @@ pub struct Application {
     pool: PgPool,
     amqp: AmqpClient,
     outbox_batch_size: u16,
+    outbox_waker: OutboxWaker,
 }
 
 impl Application {
@@ -119,11 +125,13 @@ impl Application {
         // Declares the coordinator's queue too, so a task submitted before the coordinator ever
         // started is kept rather than dropped by an exchange with no binding.
         pipeline::orchestrator_topology().declare(&amqp).await?;
+        let outbox_waker = OutboxWaker::new();
         let orchestrator = Orchestrator::new(OrchestratorParts {
             pool: pool.clone(),
             limits: settings.task_limits(),
             retry_policy: settings.retry_policy(),
             sweep_interval: settings.sweep_interval(),
+            outbox_waker: outbox_waker.clone(),
         });
         let mut health = HealthRegistry::new(shutdown.token());
         health.register("postgres", PostgresCheck(pool.clone()));
@@ -143,6 +151,7 @@ impl Application {
             pool,
             amqp,
             outbox_batch_size: settings.outbox_batch_size,
+            outbox_waker,
         })
     }
 
@@ -164,12 +173,15 @@ impl Application {
         let token = shutdown.token();
         let tracker = shutdown.tracker();
         let relay = OutboxRelay::new(self.pool.clone(), Publisher::new(self.amqp.clone()))
-            .with_batch_size(self.outbox_batch_size);
+            .with_batch_size(self.outbox_batch_size)
+            .with_waker(self.outbox_waker);
         let results = Consumer::new(
             self.amqp.clone(),
             pipeline::orchestrator_results_queue(),
             ResultsHandler::new(self.orchestrator.clone(), token.clone()),
         )
+        .with_prefetch(RESULTS_PREFETCH)
+        .with_max_batch(RESULTS_BATCH)
         .with_drain_timeout(self.grace);
         let background = [
             tracker.spawn(relay.run(token.clone())),

@@ -251,7 +251,7 @@ impl Dispatcher {
                 None => self.store.begin().await?,
             };
             PgStore::write(&mut open, &self.state, &changes).await?;
-            open.commit().await?;
+            self.store.commit(open).await?;
         } else if let Some(open) = transaction {
             open.commit().await?;
         }

@@ -7,7 +7,7 @@ mod rows;
 mod write;
 
 use sqlx::{PgPool, Postgres, Transaction};
-use sutazai_messaging::outbox::{self, OutboxError};
+use sutazai_messaging::outbox::{self, OutboxError, OutboxWaker};
 
 use crate::domain::state::{SeenAttempt, Snapshot};
 
@@ -62,12 +62,25 @@ fn is_transient(error: &sqlx::Error) -> bool {
 #[derive(Debug, Clone)]
 pub struct PgStore {
     pool: PgPool,
+    outbox_waker: OutboxWaker,
 }
 
 impl PgStore {
     /// The store on `pool` (whose search path is the coordinator's schema).
     pub fn new(pool: PgPool) -> Self {
-        Self { pool }
+        Self { pool, outbox_waker: OutboxWaker::new() }
+    }
+
+    /// The waker of the outbox relay that publishes what the steps commit.
+    pub fn outbox_waker(&self) -> OutboxWaker {
+        self.outbox_waker.clone()
+    }
+
+    /// Commits a step that wrote, then wakes the outbox relay for its messages.
+    pub async fn commit(&self, transaction: Transaction<'static, Postgres>) -> Result<(), StoreError> {
+        transaction.commit().await?;
+        self.outbox_waker.wake();
+        Ok(())
     }
 
     /// Starts a step's transaction.

@@ -164,8 +164,20 @@ async fn committed_rows_are_applied_exactly_once_across_a_relay_crash() {
     database.drop_database().await;
 }
 
+/// Enqueues one message in its own transaction; `notify` also sends `notify_relays` in it.
+async fn commit_one(pool: &sqlx::PgPool, sequence: u32, notify: bool) {
+    let mut transaction = pool.begin().await.unwrap();
+    outbox::enqueue(&mut *transaction, EXCHANGE, "test.wake", &Event { sequence, committed: true }, Some(3))
+        .await
+        .unwrap();
+    if notify {
+        outbox::notify_relays(&mut *transaction).await.unwrap();
+    }
+    transaction.commit().await.unwrap();
+}
+
 #[tokio::test]
-async fn relay_wakes_on_commit_without_waiting_for_a_sweep() {
+async fn relay_wakes_on_its_waker_or_a_notification_without_waiting_for_a_sweep() {
     let database = TestDatabase::create().await;
     let pool =
         sutazai_kit::postgres::connect_and_migrate(&database.settings(), "svc", vec![outbox::migrator()])
@@ -174,25 +186,24 @@ async fn relay_wakes_on_commit_without_waiting_for_a_sweep() {
     let queue = QueueSpec::new("wake");
     let (client, topology) = setup(queue.clone()).await;
     let stop = CancellationToken::new();
-    let relay_task =
-        tokio::spawn(OutboxRelay::new(pool.clone(), Publisher::new(client.clone())).run(stop.clone()));
+    let waker = outbox::OutboxWaker::new();
+    let relay = OutboxRelay::new(pool.clone(), Publisher::new(client.clone())).with_waker(waker.clone());
+    let relay_task = tokio::spawn(relay.run(stop.clone()));
     // Let the relay reach its idle wait.
     tokio::time::sleep(Duration::from_millis(300)).await;
 
+    // The producer in this process wakes it after its commit.
     let started = std::time::Instant::now();
-    let mut transaction = pool.begin().await.unwrap();
-    outbox::enqueue(
-        &mut *transaction,
-        EXCHANGE,
-        "test.wake",
-        &Event { sequence: 1, committed: true },
-        Some(3),
-    )
-    .await
-    .unwrap();
-    transaction.commit().await.unwrap();
-    let message = crate::wait_for_message(&client, "wake", Duration::from_secs(4)).await;
-    assert!(message.is_some(), "published");
+    commit_one(&pool, 1, false).await;
+    waker.wake();
+    assert!(crate::wait_for_message(&client, "wake", Duration::from_secs(4)).await.is_some(), "published");
+    assert!(started.elapsed() < Duration::from_secs(2), "woken by the waker, not by the 5 s sweep");
+
+    // A producer elsewhere notifies in its transaction.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let started = std::time::Instant::now();
+    commit_one(&pool, 2, true).await;
+    assert!(crate::wait_for_message(&client, "wake", Duration::from_secs(4)).await.is_some(), "published");
     assert!(started.elapsed() < Duration::from_secs(2), "woken by NOTIFY, not by the 5 s sweep");
 
     stop.cancel();

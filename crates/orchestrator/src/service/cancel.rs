@@ -67,7 +67,7 @@ impl Orchestrator {
         let now = super::now();
         withdraw(&mut transaction, &mut task, Withdrawal::Cancel(reason), now).await?;
         self.on_task_finished(&mut transaction, &task, now).await?;
-        transaction.commit().await?;
+        self.commit(transaction).await?;
         Ok(task)
     }
 }

@@ -18,6 +18,7 @@ mod workflows;
 
 use std::sync::Arc;
 use std::time::Duration;
+use sutazai_messaging::outbox::OutboxWaker;
 
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use sqlx::PgPool;
@@ -42,6 +43,8 @@ pub struct OrchestratorParts {
     pub retry_policy: RetryPolicy,
     /// Longest sleep of the background loops and fallback poll of event watchers.
     pub sweep_interval: Duration,
+    /// Wakes the outbox relay after a commit.
+    pub outbox_waker: OutboxWaker,
 }
 
 /// The use cases over tasks and workflows. Cheap to clone.
@@ -61,6 +64,7 @@ struct Inner {
     /// Wakes the timeout sweeper when a task's deadline is before its planned wake-up.
     deadline_wakeup: Wakeup,
     feed: EventFeed,
+    outbox_waker: OutboxWaker,
 }
 
 impl Orchestrator {
@@ -75,6 +79,7 @@ impl Orchestrator {
                 retry_wakeup: Wakeup::new(),
                 deadline_wakeup: Wakeup::new(),
                 feed: EventFeed::new(),
+                outbox_waker: parts.outbox_waker,
             }),
         }
     }
@@ -86,6 +91,13 @@ impl Orchestrator {
 
     fn limits(&self) -> &TaskLimits {
         &self.inner.limits
+    }
+
+    /// Commits, then wakes the outbox relay for the messages the transaction enqueued.
+    async fn commit(&self, transaction: sqlx::Transaction<'_, sqlx::Postgres>) -> Result<(), sqlx::Error> {
+        transaction.commit().await?;
+        self.inner.outbox_waker.wake();
+        Ok(())
     }
 }
 

@@ -1,6 +1,7 @@
 //! Applying the coordinator's and the agents' reports (assigned, waiting, started, succeeded,
-//! failed). Each message is applied in one transaction that also records its id in the inbox, so
-//! a redelivered message has no second effect; the attempt fence ([`crate::domain::fencing`])
+//! failed). Each message is applied in the transaction that also records its id in the inbox (one
+//! transaction per message, or per batch of messages that arrived together), so a redelivered
+//! message has no second effect; the attempt fence ([`crate::domain::fencing`])
 //! keeps late reports from overwriting newer state.
 
 use chrono::{DateTime, Utc};
@@ -66,23 +67,52 @@ impl Orchestrator {
         message_id: &str,
         message: TaskMessage,
     ) -> Result<Applied, OrchestratorError> {
+        let mut transaction = self.pool().begin().await?;
+        let applied = self.apply_report_in(&mut transaction, message_id, message).await?;
+        self.commit(transaction).await?;
+        Ok(applied)
+    }
+
+    /// Applies messages that arrived together in one transaction (one commit for the lot). When
+    /// any of them fails, nothing of the batch is committed and the error is returned: the
+    /// caller then applies the messages one by one, each on its own terms. Messages are applied
+    /// in task id order (the order of each task's own messages kept), so concurrent batches lock
+    /// rows in one order.
+    pub async fn apply_reports(
+        &self,
+        mut reports: Vec<(usize, String, TaskMessage)>,
+    ) -> Result<Vec<(usize, Applied)>, OrchestratorError> {
+        reports.sort_by_key(|(_, _, message)| message.task_id());
+        let mut transaction = self.pool().begin().await?;
+        let mut outcomes = Vec::with_capacity(reports.len());
+        for (position, message_id, message) in reports {
+            outcomes.push((position, self.apply_report_in(&mut transaction, &message_id, message).await?));
+        }
+        self.commit(transaction).await?;
+        Ok(outcomes)
+    }
+
+    /// [`Orchestrator::apply_report`] inside the caller's transaction.
+    async fn apply_report_in(
+        &self,
+        transaction: &mut PgConnection,
+        message_id: &str,
+        message: TaskMessage,
+    ) -> Result<Applied, OrchestratorError> {
         let Some((report, attempt)) = report_of(&message) else {
             return Ok(Applied::NotAReport);
         };
         let task_id = message.task_id();
-        let mut transaction = self.pool().begin().await?;
         if !outbox::record_once(&mut *transaction, RESULTS_CONSUMER, message_id).await? {
             return Ok(Applied::Duplicate);
         }
-        let Some(mut task) = store::tasks::lock(&mut transaction, task_id).await? else {
-            transaction.commit().await?;
+        let Some(mut task) = store::tasks::lock(transaction, task_id).await? else {
             tracing::warn!(%task_id, report = report.as_str(), "report about an unknown task ignored");
             return Ok(Applied::UnknownTask);
         };
         let now = super::now();
         match decide(task.status, task.attempt, report, attempt) {
             Decision::Ignore(reason) => {
-                transaction.commit().await?;
                 tracing::info!(
                     %task_id,
                     report = report.as_str(),
@@ -100,8 +130,7 @@ impl Orchestrator {
                 // attempt was handled; the coordinator ignores outcomes of the old attempt, so
                 // without this it would keep the new one pending or assigned, and may run it.
                 let reason = format!("task already {}", task.status);
-                outbound::cancelled(&mut transaction, task_id, &reason).await?;
-                transaction.commit().await?;
+                outbound::cancelled(transaction, task_id, &reason).await?;
                 tracing::info!(
                     %task_id,
                     report = report.as_str(),
@@ -118,8 +147,7 @@ impl Orchestrator {
                     let error = format!("{} requeues nothing", report.as_str());
                     return Err(OrchestratorError::Internal(error));
                 };
-                self.taken_back(&mut transaction, &mut task, waiting.attempt, waiting.reason, now).await?;
-                transaction.commit().await?;
+                self.taken_back(transaction, &mut task, waiting.attempt, waiting.reason, now).await?;
                 tracing::info!(
                     %task_id,
                     attempt = task.attempt,
@@ -133,7 +161,7 @@ impl Orchestrator {
                     OrchestratorError::Internal(format!("{} implies no assignment", report.as_str()))
                 })?;
                 self.assign(
-                    &mut transaction,
+                    transaction,
                     &mut task,
                     attempt,
                     agent,
@@ -144,8 +172,7 @@ impl Orchestrator {
             }
             Decision::Apply => {}
         }
-        self.apply(&mut transaction, &mut task, message, now).await?;
-        transaction.commit().await?;
+        self.apply(transaction, &mut task, message, now).await?;
         Ok(Applied::Applied)
     }
 

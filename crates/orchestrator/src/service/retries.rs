@@ -36,7 +36,7 @@ impl Orchestrator {
                 }
             }
         }
-        transaction.commit().await?;
+        self.commit(transaction).await?;
         Ok(pass)
     }
 }

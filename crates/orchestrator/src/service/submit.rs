@@ -62,7 +62,7 @@ impl Orchestrator {
         let (task, event) = Task::submit(spec, owner, key, None, now);
         let mut transaction = self.pool().begin().await?;
         if create_task(&mut transaction, &task, &event, now).await? {
-            transaction.commit().await?;
+            self.commit(transaction).await?;
             self.inner.deadline_wakeup.due_at(task.deadline);
             return Ok(Submitted { item: task, created: true });
         }
@@ -71,7 +71,7 @@ impl Orchestrator {
         let existing = store::tasks::find_by_key(&mut transaction, &task.owner, key)
             .await?
             .ok_or_else(|| OrchestratorError::Internal("idempotency conflict without a task".to_owned()))?;
-        transaction.commit().await?;
+        self.commit(transaction).await?;
         Ok(Submitted { item: existing, created: false })
     }
 }

@@ -46,7 +46,7 @@ impl Orchestrator {
         }
         withdraw(&mut transaction, &mut task, Withdrawal::Timeout, now).await?;
         self.on_task_finished(&mut transaction, &task, now).await?;
-        transaction.commit().await?;
+        self.commit(transaction).await?;
         tracing::info!(%task_id, timeout_s = task.timeout_s, "task timed out");
         Ok(())
     }

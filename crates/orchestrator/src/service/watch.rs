@@ -54,6 +54,8 @@ impl EventFeed {
 pub type EventStream = Pin<Box<dyn Stream<Item = Result<TaskEvent, OrchestratorError>> + Send>>;
 
 struct Watch {
+    /// Keeps the task in `watched_tasks` while the stream lives, so its events notify.
+    _registration: Registration,
     pool: PgPool,
     task_id: TaskId,
     last_sent: u64,
@@ -82,7 +84,9 @@ impl Orchestrator {
         if !task.is_some_and(|task| scope.sees(&task.owner)) {
             return Err(task_not_found(task_id));
         }
+        let registration = Registration::open(self.pool().clone(), task_id).await?;
         let watch = Watch {
+            _registration: registration,
             pool: self.pool().clone(),
             task_id,
             last_sent: after_sequence,
@@ -93,6 +97,45 @@ impl Orchestrator {
             done: false,
         };
         Ok(futures_util::stream::unfold(watch, next_event).boxed())
+    }
+}
+
+/// One open stream's row in `watched_tasks`: inserted before the first read (so events committed
+/// from then on notify), deleted when the stream is dropped.
+struct Registration {
+    pool: PgPool,
+    task_id: TaskId,
+    watcher: uuid::Uuid,
+}
+
+impl Registration {
+    async fn open(pool: PgPool, task_id: TaskId) -> Result<Self, OrchestratorError> {
+        let watcher = uuid::Uuid::now_v7();
+        sqlx::query("INSERT INTO watched_tasks (task_id, watcher) VALUES ($1, $2)")
+            .bind(task_id.0)
+            .bind(watcher)
+            .execute(&pool)
+            .await?;
+        Ok(Self { pool, task_id, watcher })
+    }
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        let (pool, task_id, watcher) = (self.pool.clone(), self.task_id, self.watcher);
+        // Outside a runtime (process exit) the row stays; the janitor removes old rows.
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                let deleted = sqlx::query("DELETE FROM watched_tasks WHERE task_id = $1 AND watcher = $2")
+                    .bind(task_id.0)
+                    .bind(watcher)
+                    .execute(&pool)
+                    .await;
+                if let Err(error) = deleted {
+                    tracing::debug!(%error, %task_id, "could not unregister a finished event stream");
+                }
+            });
+        }
     }
 }
 

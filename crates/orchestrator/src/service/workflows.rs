@@ -58,7 +58,7 @@ impl Orchestrator {
         let (workflow_id, created) = self
             .create_workflow(&mut transaction, &owner, spec, key.as_deref(), input.parent_workflow_id, now)
             .await?;
-        transaction.commit().await?;
+        self.commit(transaction).await?;
         let workflow = store::workflows::view(self.pool(), workflow_id)
             .await?
             .ok_or_else(|| OrchestratorError::Internal("a stored workflow vanished".to_owned()))?;

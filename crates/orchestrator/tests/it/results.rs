@@ -309,3 +309,51 @@ async fn nul_characters_in_an_agent_error_do_not_lose_the_outcome() {
     assert_eq!(failed.error, "bad input");
     app.finish().await;
 }
+
+#[tokio::test]
+async fn reports_that_arrive_together_are_applied_in_one_transaction_each_on_its_own_terms() {
+    let app = TestOrchestrator::start().await;
+    let first = id_of(&app.submit_simple("alice", json!({"text": "one"})).await);
+    let second = id_of(&app.submit_simple("alice", json!({"text": "two"})).await);
+    let agent = AgentId::new();
+    let id = |label: &str| format!("batch-{label}-{}", uuid::Uuid::now_v7());
+    let (assigned_first, started_first) = (id("a1"), id("s1"));
+    let batch = vec![
+        (0, assigned_first.clone(), assigned(first, 1, agent, "")),
+        // The same message again within the batch: applied once.
+        (1, assigned_first, assigned(first, 1, agent, "")),
+        (2, started_first, started(first, 1, agent)),
+        (3, id("a2"), assigned(second, 2, agent, "agent went offline")),
+        // A late report of the attempt before: fenced, the rest of the batch unaffected.
+        (4, id("s2"), succeeded(second, 1, agent, json!({"output": "stale"}))),
+        (5, id("unknown"), started(sutazai_types::TaskId::new(), 1, agent)),
+    ];
+    let mut outcomes = app.orchestrator.apply_reports(batch).await.unwrap();
+    outcomes.sort_by_key(|(position, _)| *position);
+    let outcomes: Vec<Applied> = outcomes.into_iter().map(|(_, outcome)| outcome).collect();
+    assert!(
+        matches!(
+            outcomes[..],
+            [
+                Applied::Applied,
+                Applied::Duplicate,
+                Applied::Applied,
+                Applied::Applied,
+                Applied::Ignored(_),
+                Applied::UnknownTask
+            ]
+        ),
+        "{outcomes:?}"
+    );
+    let first = app.get(&app.admin(), &first.to_string(), "").await.unwrap();
+    assert_eq!(first.status, i32::from(pb::TaskStatus::Running));
+    let second = app.get(&app.admin(), &second.to_string(), "").await.unwrap();
+    assert_eq!((second.status, second.attempt), (i32::from(pb::TaskStatus::Assigned), 2));
+    assert!(second.result.is_none());
+    assert_eq!(
+        app.events(&first.id).await.len(),
+        3,
+        "queued, assigned, running: the duplicate added nothing"
+    );
+    app.finish().await;
+}
