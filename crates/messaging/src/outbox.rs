@@ -33,6 +33,34 @@ pub fn migrator() -> sqlx::migrate::Migrator {
     sqlx::migrate!("./migrations")
 }
 
+/// Inbox rows deleted per statement, so one purge never holds locks for long.
+const INBOX_PURGE_BATCH: i64 = 10_000;
+
+/// Deletes `consumer`'s inbox records older than `retention`; returns how many. A message is
+/// redelivered only while a consumer holds it unacknowledged (seconds), so a record kept a day
+/// deduplicates everything it can; without purging, the inbox grows by a row per message forever.
+pub async fn purge_inbox(pool: &PgPool, consumer: &str, retention: Duration) -> Result<u64, OutboxError> {
+    let mut purged = 0;
+    loop {
+        let deleted = sqlx::query(
+            "DELETE FROM inbox WHERE ctid IN (
+                 SELECT ctid FROM inbox
+                 WHERE consumer = $1 AND processed_at < now() - make_interval(secs => $2)
+                 LIMIT $3)",
+        )
+        .bind(consumer)
+        .bind(retention.as_secs_f64())
+        .bind(INBOX_PURGE_BATCH)
+        .execute(pool)
+        .await?
+        .rows_affected();
+        purged += deleted;
+        if deleted < INBOX_PURGE_BATCH.unsigned_abs() {
+            return Ok(purged);
+        }
+    }
+}
+
 /// Wakes the relays of this schema in any process, at the commit of the caller's transaction
 /// (for producers that run no relay themselves; it serializes concurrent notifying commits, so
 /// a busy service wakes its own relay with [`OutboxWaker`] instead).

@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use sqlx::PgPool;
+use sutazai_messaging::outbox::{self, OutboxError};
 use tokio_util::sync::CancellationToken;
 
 use super::READY_INBOX;
@@ -13,8 +14,6 @@ use super::READY_INBOX;
 const INBOX_RETENTION: Duration = Duration::from_secs(24 * 3600);
 /// How often old records are dropped.
 const PURGE_INTERVAL: Duration = Duration::from_secs(600);
-/// Rows deleted per statement, so one purge never holds locks for long.
-const PURGE_BATCH: i64 = 10_000;
 
 /// Purges old inbox records every [`PURGE_INTERVAL`] until `stop` fires.
 pub async fn run(pool: PgPool, stop: CancellationToken) {
@@ -30,24 +29,6 @@ pub async fn run(pool: PgPool, stop: CancellationToken) {
 }
 
 /// Deletes the coordinator's inbox records older than `retention`; returns how many.
-pub async fn purge_inbox(pool: &PgPool, retention: Duration) -> Result<u64, sqlx::Error> {
-    let mut purged = 0;
-    loop {
-        let deleted = sqlx::query(
-            "DELETE FROM inbox WHERE ctid IN (
-                 SELECT ctid FROM inbox
-                 WHERE consumer = $1 AND processed_at < now() - make_interval(secs => $2)
-                 LIMIT $3)",
-        )
-        .bind(READY_INBOX)
-        .bind(retention.as_secs_f64())
-        .bind(PURGE_BATCH)
-        .execute(pool)
-        .await?
-        .rows_affected();
-        purged += deleted;
-        if deleted < PURGE_BATCH as u64 {
-            return Ok(purged);
-        }
-    }
+pub async fn purge_inbox(pool: &PgPool, retention: Duration) -> Result<u64, OutboxError> {
+    outbox::purge_inbox(pool, READY_INBOX, retention).await
 }

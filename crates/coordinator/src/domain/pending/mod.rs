@@ -20,6 +20,7 @@ use std::ops::Bound;
 use chrono::{DateTime, Utc};
 use sutazai_types::{Priority, TaskId};
 
+use crate::domain::reasons::ALL_CAPABLE_AGENTS_BUSY;
 use crate::domain::task::{Capabilities, PendingTask};
 
 /// Priorities 0..=9.
@@ -368,8 +369,17 @@ impl PendingQueue {
                 if let Some(task) = self.tasks.get_mut(&task_id)
                     && task.waiting_reason != reason
                 {
+                    // A first attempt queued behind busy agents is an ordinary backlog: saying so
+                    // for every task would double the messages per task under load. Any other
+                    // reason, a change of reason, and a later attempt (which the orchestrator
+                    // requeues on this message) are published.
+                    let ordinary_backlog = task.waiting_reason.is_empty()
+                        && task.attempt == 1
+                        && reason == ALL_CAPABLE_AGENTS_BUSY;
                     task.waiting_reason.clone_from(&reason);
-                    changes.push(ReasonChange { task_id, attempt: task.attempt, reason: reason.clone() });
+                    if !ordinary_backlog {
+                        changes.push(ReasonChange { task_id, attempt: task.attempt, reason: reason.clone() });
+                    }
                 }
             }
             queue.reason = Some(reason);

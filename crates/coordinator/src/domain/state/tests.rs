@@ -141,7 +141,7 @@ fn priorities_run_highest_first_on_one_slot() {
     }
     let changes = harness.register(registered(10, &[], 1));
     assert_eq!(assigned(&changes), [(2, 1, 10, String::new())]);
-    // One group (same capabilities and owner): reasons come in dispatch order.
+    // The others first waited for an agent to register, now for this one to be free.
     let busy = ALL_CAPABLE_AGENTS_BUSY.to_owned();
     assert_eq!(waiting(&changes), [(3, busy.clone()), (1, busy)]);
     assert_eq!(assigned(&harness.finish(2, 1, 10)), [(3, 1, 10, String::new())]);
@@ -160,8 +160,16 @@ fn waiting_reasons_are_published_when_they_change() {
     assert!(waiting(&harness.heartbeat(10)).is_empty());
     let changes = harness.register(registered(11, &["gpu"], 1));
     assert_eq!(assigned(&changes), [(1, 1, 11, String::new())]);
+    // Queued behind a busy agent from the start: an ordinary backlog, not announced.
     let changes = harness.ready(ready(2, 5, "a", 1, &["gpu"]));
-    assert_eq!(waiting(&changes), [(2, ALL_CAPABLE_AGENTS_BUSY.to_owned())]);
+    assert!(waiting(&changes).is_empty());
+    // Its reason changes when the only capable agent goes silent, and that is announced.
+    let changes = harness.advance(Duration::hours(1));
+    assert!(
+        waiting(&changes).contains(&(2, "no online agent has capabilities [gpu]".to_owned())),
+        "{:?}",
+        waiting(&changes)
+    );
 }
 
 #[test]
