@@ -205,6 +205,17 @@ impl TestOrchestrator {
         self.database.drop_database().await;
     }
 
+    /// Each attempt of the task with how it ended, in attempt order.
+    pub(crate) async fn attempt_outcomes(&self, task_id: TaskId) -> Vec<(i32, String)> {
+        sqlx::query_as(
+            "SELECT attempt, outcome FROM orchestrator.attempts WHERE task_id = $1 ORDER BY attempt",
+        )
+        .bind(task_id.as_uuid())
+        .fetch_all(&self.pool)
+        .await
+        .unwrap()
+    }
+
     pub(crate) fn user(&self, subject: &str) -> String {
         self.issuer.user_token(subject, &["tasks:read", "tasks:write"])
     }

@@ -103,14 +103,10 @@ async fn a_late_result_of_a_reassigned_attempt_is_ignored() {
     // The outcome overtook its attempt's `Started`: the start it implies is recorded first.
     assert_eq!((events[4].status, events[4].attempt), (i32::from(pb::TaskStatus::Running), 2));
     assert!(done.started_at.is_some());
-    let outcomes: Vec<(i32, String)> = sqlx::query_as(
-        "SELECT attempt, outcome FROM orchestrator.attempts WHERE task_id = $1 ORDER BY attempt",
-    )
-    .bind(task_id.as_uuid())
-    .fetch_all(&app.pool)
-    .await
-    .unwrap();
-    assert_eq!(outcomes, [(1, "reassigned".to_owned()), (2, "succeeded".to_owned())]);
+    assert_eq!(
+        app.attempt_outcomes(task_id).await,
+        [(1, "reassigned".to_owned()), (2, "succeeded".to_owned())]
+    );
     app.finish().await;
 }
 
@@ -229,14 +225,10 @@ async fn a_wait_for_the_next_attempt_queues_a_running_task_again() {
     app.deliver(succeeded(task_id, 2, replacement, json!({"output": "fresh"}))).await;
     let done = app.wait_status(&task.id, pb::TaskStatus::Succeeded).await;
     assert_eq!((done.attempt, json_of(done.result.as_ref())), (2, json!({"output": "fresh"})));
-    let outcomes: Vec<(i32, String)> = sqlx::query_as(
-        "SELECT attempt, outcome FROM orchestrator.attempts WHERE task_id = $1 ORDER BY attempt",
-    )
-    .bind(task_id.as_uuid())
-    .fetch_all(&app.pool)
-    .await
-    .unwrap();
-    assert_eq!(outcomes, [(1, "reassigned".to_owned()), (2, "succeeded".to_owned())]);
+    assert_eq!(
+        app.attempt_outcomes(task_id).await,
+        [(1, "reassigned".to_owned()), (2, "succeeded".to_owned())]
+    );
     app.finish().await;
 }
 
