@@ -10,7 +10,9 @@
 //!   (last finished_at − first created_at), p50/p99 of finished_at − created_at;
 //! - paced: BENCH_RATE tasks/s for BENCH_PACED_S seconds; p50/p99 at that load.
 //!
-//! Both times come from the orchestrator's own rows (one clock, the database's).
+//! Both times come from the orchestrator's own rows (one clock, the database's). With
+//! BENCH_KEEP_DB set, the run's database is kept (its name is printed) for looking at the events,
+//! outbox and inbox timestamps afterwards.
 
 #![allow(clippy::print_stdout, reason = "a benchmark prints its figures")]
 

@@ -85,6 +85,16 @@ impl OutboxWaker {
     pub fn wake(&self) {
         self.0.notify_one();
     }
+
+    /// Commits a transaction that may have enqueued messages, then wakes the relay for them.
+    pub async fn commit(
+        &self,
+        transaction: sqlx::Transaction<'_, sqlx::Postgres>,
+    ) -> Result<(), sqlx::Error> {
+        transaction.commit().await?;
+        self.wake();
+        Ok(())
+    }
 }
 
 /// Failures of the outbox.

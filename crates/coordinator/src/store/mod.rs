@@ -78,9 +78,7 @@ impl PgStore {
 
     /// Commits a step that wrote, then wakes the outbox relay for its messages.
     pub async fn commit(&self, transaction: Transaction<'static, Postgres>) -> Result<(), StoreError> {
-        transaction.commit().await?;
-        self.outbox_waker.wake();
-        Ok(())
+        Ok(self.outbox_waker.commit(transaction).await?)
     }
 
     /// Starts a step's transaction.

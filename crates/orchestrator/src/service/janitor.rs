@@ -6,12 +6,12 @@
 
 use std::time::Duration;
 
+use sutazai_messaging::outbox;
 use tokio_util::sync::CancellationToken;
 
 use super::Orchestrator;
 use super::results::RESULTS_CONSUMER;
 use crate::error::OrchestratorError;
-use crate::store;
 
 /// How long a handled report's id is kept.
 pub const INBOX_RETENTION: Duration = Duration::from_secs(24 * 3600);
@@ -21,7 +21,7 @@ const PURGE_INTERVAL: Duration = Duration::from_secs(600);
 impl Orchestrator {
     /// Deletes the results consumer's inbox records older than `retention`; returns how many.
     pub async fn purge_handled_reports(&self, retention: Duration) -> Result<u64, OrchestratorError> {
-        store::inbox::purge(self.pool(), RESULTS_CONSUMER, retention).await
+        Ok(outbox::purge_inbox(self.pool(), RESULTS_CONSUMER, retention).await?)
     }
 
     /// Deletes `watched_tasks` rows older than `retention` (no stream outlives a task's longest

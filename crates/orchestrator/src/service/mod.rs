@@ -95,9 +95,7 @@ impl Orchestrator {
 
     /// Commits, then wakes the outbox relay for the messages the transaction enqueued.
     async fn commit(&self, transaction: sqlx::Transaction<'_, sqlx::Postgres>) -> Result<(), sqlx::Error> {
-        transaction.commit().await?;
-        self.inner.outbox_waker.wake();
-        Ok(())
+        self.inner.outbox_waker.commit(transaction).await
     }
 }
 

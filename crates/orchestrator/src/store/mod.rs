@@ -4,7 +4,6 @@
 
 pub(crate) mod attempts;
 pub(crate) mod events;
-pub(crate) mod inbox;
 pub(crate) mod tasks;
 pub(crate) mod workflows;
 
