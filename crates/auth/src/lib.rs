@@ -32,6 +32,12 @@ use crate::keys::KeyRing;
 /// The Postgres schema this service owns.
 pub const SCHEMA: &str = "auth";
 
+/// The HTTP paths this service serves, as axum templates (`{id}` for a parameter): what a proxy in
+/// front of it (Kong) may route here.
+pub fn http_route_paths() -> Vec<&'static str> {
+    http::route_paths()
+}
+
 /// How often keys are re-read, so a rotation by `sutazai auth rotate-keys` in another process is
 /// served within this time.
 const KEY_RELOAD_INTERVAL: Duration = Duration::from_secs(60);

@@ -145,6 +145,7 @@ async fn main() -> anyhow::Result<()> {
                 model_list_ttl_s: 60,
                 cache_ttl_s: 600,
                 max_concurrent_requests: 1,
+                local: sutazai_llm::LocalSettings::default(),
             },
         },
         &shutdown,

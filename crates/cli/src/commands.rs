@@ -43,8 +43,15 @@ pub(crate) fn run(action: Action, config_file: Option<&Path>) -> ExitCode {
     };
     let outcome = runtime.block_on(async move {
         let otlp_endpoint = std::env::var(sutazai_kit::telemetry::OTLP_ENDPOINT_ENV).ok();
-        let telemetry = sutazai_kit::telemetry::init(&config.telemetry, "sutazai", otlp_endpoint.as_deref())
-            .context("start telemetry")?;
+        // Spans of `serve ROLE` carry the role in their service name (`sutazai-gateway`), so a
+        // trace across processes shows which role did what; `up` runs every role as `sutazai`.
+        let service_name = match &action {
+            Action::Serve(role) => format!("sutazai-{}", role.name()),
+            _ => "sutazai".to_owned(),
+        };
+        let telemetry =
+            sutazai_kit::telemetry::init(&config.telemetry, &service_name, otlp_endpoint.as_deref())
+                .context("start telemetry")?;
         let result = act(action, &config).await;
         telemetry.shutdown();
         result

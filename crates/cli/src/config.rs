@@ -214,7 +214,14 @@ mod tests {
     #[test]
     fn arbitrator_pools_come_from_the_environment_as_lists() {
         let defaults = load(None, env(&[KEY])).unwrap();
-        assert_eq!(defaults.arbitrator.llm_slots.entries(), [("ollama/smollm2:135m".to_owned(), 1)]);
+        assert_eq!(
+            defaults.arbitrator.llm_slots.entries(),
+            [
+                ("ollama/smollm2:135m".to_owned(), 1),
+                ("local/smollm2:135m".to_owned(), 1),
+                ("local/all-minilm".to_owned(), 1)
+            ]
+        );
         let config = load(
             None,
             env(&[

@@ -1,13 +1,16 @@
 //! `sutazai`: the one binary of the platform. `up` runs every built role in one process,
 //! `serve ROLE` runs one, `migrate` prepares the database, `healthcheck URL` is the container
 //! HEALTHCHECK (no curl needed), `version` prints the version, `vector import FILE` loads a file of
-//! vectors into a running vector service.
+//! vectors (or documents, with `--embed`) into a running vector service, `chat "question"` streams
+//! an answer from a running gateway.
 
 mod admin;
+mod chat;
 mod commands;
 mod config;
 mod healthcheck;
 mod roles;
+mod sse;
 mod vector_import;
 
 use std::path::PathBuf;
@@ -54,6 +57,8 @@ enum Command {
         #[command(subcommand)]
         command: AuthCommand,
     },
+    /// Ask a running gateway; the answer streams to stdout as it is generated.
+    Chat(chat::ChatArgs),
     /// Vector service tools.
     Vector {
         #[command(subcommand)]
@@ -63,7 +68,8 @@ enum Command {
 
 #[derive(Debug, Subcommand)]
 enum VectorCommand {
-    /// Upsert the vectors of an .fvecs, .npy or .jsonl file into a collection, in batches.
+    /// Upsert the vectors of an .fvecs, .npy or .jsonl file (or, with --embed, the documents of a
+    /// .jsonl file) into a collection, in batches.
     Import(vector_import::ImportArgs),
 }
 
@@ -101,7 +107,8 @@ fn main() -> ExitCode {
         Command::Auth { command: AuthCommand::CreateAdmin { username, email } } => {
             commands::run(commands::Action::AuthCreateAdmin { username, email }, cli.config.as_deref())
         }
-        // A client of a running service: it needs no platform configuration.
+        // Clients of a running service: they need no platform configuration.
         Command::Vector { command: VectorCommand::Import(args) } => vector_import::run(args),
+        Command::Chat(args) => chat::run(args),
     }
 }

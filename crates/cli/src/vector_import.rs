@@ -5,6 +5,10 @@
 //! (a 2-D float32 array in C order; the header is parsed here), and `.jsonl` (one
 //! `{"id": .., "vector": [..], "payload": {..}}` per line). Rows of fvecs and npy files get their
 //! row number (from 0) as a numeric id. The file is read as it is sent, never whole.
+//!
+//! With `--embed` the file holds documents instead, one `{"id": .., "text": "..", "payload": {..}}`
+//! per JSONL line, sent to `UpsertDocuments`: the service embeds each text with its model and
+//! stores it in the payload under `text`.
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, IsTerminal, Read, Write};
@@ -13,7 +17,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use serde_json::Value;
+use serde_json::{Map, Value};
 use sutazai_proto::v1 as pb;
 use sutazai_proto::v1::vector_service_client::VectorServiceClient;
 use tonic::transport::Channel;
@@ -39,15 +43,22 @@ pub(crate) struct ImportArgs {
     /// An access token (a service token with vectors:write, or a user's).
     #[arg(long, env = "SUTAZAI_TOKEN", hide_env_values = true)]
     token: String,
-    /// Points per upsert request.
-    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=10_000))]
-    batch: u32,
-    /// Create the collection first, with this dimension (an existing one is used as it is).
+    /// Points per upsert request (default 1000; with --embed, 64 documents, which the service
+    /// embeds before it answers).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    batch: Option<u32>,
+    /// The file holds documents (`{"id", "text", "payload"?}` per JSONL line) for the service to
+    /// embed, not vectors.
+    #[arg(long)]
+    embed: bool,
+    /// Create the collection first, with this dimension (an existing one is used as it is; with
+    /// --embed, the embedding model's dimension).
     #[arg(long)]
     create_dimension: Option<u32>,
-    /// The metric of a collection created with --create-dimension.
-    #[arg(long, value_enum, default_value = "l2")]
-    metric: MetricArg,
+    /// The metric of a collection created with --create-dimension (default l2; with --embed,
+    /// cosine, what sentence embeddings are compared with).
+    #[arg(long, value_enum)]
+    metric: Option<MetricArg>,
     /// The index of a collection created with --create-dimension.
     #[arg(long, value_enum, default_value = "hnsw")]
     index: IndexArg,
@@ -80,6 +91,12 @@ enum Format {
     Jsonl,
 }
 
+/// Points per request without --batch.
+const DEFAULT_POINT_BATCH: u32 = 1000;
+/// Documents per request without --batch: each request waits for its embeddings, so smaller
+/// batches keep the progress bar moving on a CPU-bound model.
+const DEFAULT_DOCUMENT_BATCH: u32 = 64;
+
 /// Runs the import; exit 0 when every point was upserted.
 pub(crate) fn run(args: ImportArgs) -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
@@ -91,12 +108,13 @@ pub(crate) fn run(args: ImportArgs) -> ExitCode {
     };
     match runtime.block_on(import(&args)) {
         Ok(summary) => {
+            let unit = unit(args.embed);
             println!(
-                "imported {} points into `{}` in {:.1} s ({:.0} points/s)",
-                summary.points,
+                "imported {} {unit} into `{}` in {:.1} s ({:.0} {unit}/s)",
+                summary.records,
                 args.collection,
                 summary.elapsed.as_secs_f64(),
-                summary.points as f64 / summary.elapsed.as_secs_f64().max(1e-9)
+                summary.records as f64 / summary.elapsed.as_secs_f64().max(1e-9)
             );
             ExitCode::SUCCESS
         }
@@ -108,8 +126,13 @@ pub(crate) fn run(args: ImportArgs) -> ExitCode {
 }
 
 struct Summary {
-    points: u64,
+    records: u64,
     elapsed: Duration,
+}
+
+/// What the file holds, as the progress bar and the summary count it.
+fn unit(embed: bool) -> &'static str {
+    if embed { "documents" } else { "points" }
 }
 
 async fn import(args: &ImportArgs) -> anyhow::Result<Summary> {
@@ -117,7 +140,16 @@ async fn import(args: &ImportArgs) -> anyhow::Result<Summary> {
         Some(format) => format,
         None => format_of(&args.file)?,
     };
-    let mut source = PointSource::open(&args.file, format)?;
+    let mut source = if args.embed {
+        if format != Format::Jsonl {
+            bail!(
+                "--embed reads documents from a JSONL file (one {{\"id\", \"text\", \"payload\"}} per line)"
+            );
+        }
+        PointSource::open_documents(&args.file)?
+    } else {
+        PointSource::open(&args.file, format)?
+    };
     let mut client = VectorServiceClient::connect(args.url.clone())
         .await
         .with_context(|| format!("connect to {}", args.url))?
@@ -127,33 +159,52 @@ async fn import(args: &ImportArgs) -> anyhow::Result<Summary> {
         create_collection(&mut client, args, dimension).await?;
     }
     let started = Instant::now();
-    let mut progress = Progress::new(source.total_bytes(), std::io::stderr().is_terminal());
+    let mut progress = Progress::new(source.total_bytes(), std::io::stderr().is_terminal(), unit(args.embed));
     let mut imported: u64 = 0;
-    let batch_size = usize::try_from(args.batch).unwrap_or(1000);
+    let default_batch = if args.embed { DEFAULT_DOCUMENT_BATCH } else { DEFAULT_POINT_BATCH };
+    let batch_size = usize::try_from(args.batch.unwrap_or(default_batch)).unwrap_or(1000);
     loop {
         let batch = source.next_batch(batch_size)?;
         if batch.is_empty() {
             break;
         }
         let count = batch.len() as u64;
-        let request = authorized(
-            pb::UpsertRequest { collection: args.collection.clone(), points: batch },
-            &args.token,
-        )?;
-        client.upsert(request).await.map_err(|status| {
-            anyhow::anyhow!(
-                "upserting points {} to {}: {} ({:?})",
-                imported,
-                imported + count - 1,
-                status.message(),
-                status.code()
-            )
-        })?;
+        upsert(&mut client, args, batch, imported).await?;
         imported += count;
         progress.update(source.position_bytes(), imported, started.elapsed());
     }
     progress.finish(source.position_bytes(), imported, started.elapsed());
-    Ok(Summary { points: imported, elapsed: started.elapsed() })
+    Ok(Summary { records: imported, elapsed: started.elapsed() })
+}
+
+/// Sends one batch, whose first record is number `first` of the file, with the call its records
+/// need.
+async fn upsert(
+    client: &mut VectorServiceClient<Channel>,
+    args: &ImportArgs,
+    batch: Batch,
+    first: u64,
+) -> anyhow::Result<()> {
+    let last = first + batch.len() as u64 - 1;
+    let collection = args.collection.clone();
+    let answer = match batch {
+        Batch::Points(points) => {
+            let request = authorized(pb::UpsertRequest { collection, points }, &args.token)?;
+            client.upsert(request).await.map(drop)
+        }
+        Batch::Documents(documents) => {
+            let request = authorized(pb::UpsertDocumentsRequest { collection, documents }, &args.token)?;
+            client.upsert_documents(request).await.map(drop)
+        }
+    };
+    answer.map_err(|status| {
+        anyhow::anyhow!(
+            "upserting {} {first} to {last}: {} ({:?})",
+            unit(args.embed),
+            status.message(),
+            status.code()
+        )
+    })
 }
 
 async fn create_collection(
@@ -161,7 +212,8 @@ async fn create_collection(
     args: &ImportArgs,
     dimension: u32,
 ) -> anyhow::Result<()> {
-    let metric = match args.metric {
+    let default_metric = if args.embed { MetricArg::Cosine } else { MetricArg::L2 };
+    let metric = match args.metric.unwrap_or(default_metric) {
         MetricArg::L2 => pb::DistanceMetric::L2,
         MetricArg::Ip => pb::DistanceMetric::Ip,
         MetricArg::Cosine => pb::DistanceMetric::Cosine,
@@ -209,7 +261,28 @@ fn format_of(path: &Path) -> anyhow::Result<Format> {
     }
 }
 
-/// Reads points from a file, counting the bytes consumed for the progress bar.
+/// One batch read from the file.
+enum Batch {
+    /// Vectors, upserted as they are.
+    Points(Vec<pb::Point>),
+    /// Texts, which the service embeds.
+    Documents(Vec<pb::Document>),
+}
+
+impl Batch {
+    fn len(&self) -> usize {
+        match self {
+            Self::Points(points) => points.len(),
+            Self::Documents(documents) => documents.len(),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Reads points (or documents) from a file, counting the bytes consumed for the progress bar.
 struct PointSource {
     reader: CountingReader<BufReader<File>>,
     total_bytes: u64,
@@ -218,6 +291,11 @@ struct PointSource {
 }
 
 enum SourceFormat {
+    Points(PointFormat),
+    Documents { line: u64 },
+}
+
+enum PointFormat {
     Fvecs { dimension: Option<usize> },
     Npy { rows: u64, columns: usize, big_endian: bool },
     Jsonl { line: u64 },
@@ -225,23 +303,23 @@ enum SourceFormat {
 
 impl PointSource {
     fn open(path: &Path, format: Format) -> anyhow::Result<Self> {
-        let file = File::open(path).with_context(|| format!("open {}", path.display()))?;
-        let total_bytes = file.metadata().with_context(|| format!("stat {}", path.display()))?.len();
-        let mut reader = CountingReader { inner: BufReader::with_capacity(1 << 20, file), bytes: 0 };
+        let (mut reader, total_bytes) = open_counting(path)?;
         let format = match format {
-            Format::Fvecs => SourceFormat::Fvecs { dimension: None },
-            Format::Jsonl => SourceFormat::Jsonl { line: 0 },
+            Format::Fvecs => PointFormat::Fvecs { dimension: None },
+            Format::Jsonl => PointFormat::Jsonl { line: 0 },
             Format::Npy => {
                 let header = read_npy_header(&mut reader)
                     .with_context(|| format!("read the npy header of {}", path.display()))?;
-                SourceFormat::Npy {
-                    rows: header.rows,
-                    columns: header.columns,
-                    big_endian: header.big_endian,
-                }
+                PointFormat::Npy { rows: header.rows, columns: header.columns, big_endian: header.big_endian }
             }
         };
-        Ok(Self { reader, total_bytes, format, row: 0 })
+        Ok(Self { reader, total_bytes, format: SourceFormat::Points(format), row: 0 })
+    }
+
+    /// A JSONL file of documents.
+    fn open_documents(path: &Path) -> anyhow::Result<Self> {
+        let (reader, total_bytes) = open_counting(path)?;
+        Ok(Self { reader, total_bytes, format: SourceFormat::Documents { line: 0 }, row: 0 })
     }
 
     fn total_bytes(&self) -> u64 {
@@ -252,35 +330,61 @@ impl PointSource {
         self.reader.bytes
     }
 
-    /// Up to `size` points; empty at the end of the file.
-    fn next_batch(&mut self, size: usize) -> anyhow::Result<Vec<pb::Point>> {
-        let mut batch = Vec::with_capacity(size);
-        while batch.len() < size {
-            let Some(point) = self.next_point()? else { break };
-            batch.push(point);
-        }
-        Ok(batch)
-    }
-
-    fn next_point(&mut self) -> anyhow::Result<Option<pb::Point>> {
-        let row = self.row;
-        let point = match &mut self.format {
-            SourceFormat::Fvecs { dimension } => read_fvecs_row(&mut self.reader, dimension, row)?,
-            SourceFormat::Npy { rows, columns, big_endian } => {
-                if row >= *rows {
-                    return Ok(None);
-                }
-                let vector = read_floats(&mut self.reader, *columns, *big_endian)
-                    .with_context(|| format!("row {row}: the file ends inside it"))?;
-                Some(numbered_point(row, vector))
+    /// Up to `size` records; empty at the end of the file.
+    fn next_batch(&mut self, size: usize) -> anyhow::Result<Batch> {
+        match &mut self.format {
+            SourceFormat::Points(format) => {
+                let (reader, row) = (&mut self.reader, &mut self.row);
+                up_to(size, || next_point(reader, format, row)).map(Batch::Points)
             }
-            SourceFormat::Jsonl { line } => read_jsonl_point(&mut self.reader, line)?,
-        };
-        if point.is_some() {
-            self.row += 1;
+            SourceFormat::Documents { line } => {
+                let reader = &mut self.reader;
+                up_to(size, || read_jsonl(reader, line, jsonl_document)).map(Batch::Documents)
+            }
         }
-        Ok(point)
     }
+}
+
+/// `path` opened for counted reading, and its size.
+fn open_counting(path: &Path) -> anyhow::Result<(CountingReader<BufReader<File>>, u64)> {
+    let file = File::open(path).with_context(|| format!("open {}", path.display()))?;
+    let total_bytes = file.metadata().with_context(|| format!("stat {}", path.display()))?.len();
+    Ok((CountingReader { inner: BufReader::with_capacity(1 << 20, file), bytes: 0 }, total_bytes))
+}
+
+/// Up to `size` records from `next`, stopping early when it has no more.
+fn up_to<T>(size: usize, mut next: impl FnMut() -> anyhow::Result<Option<T>>) -> anyhow::Result<Vec<T>> {
+    let mut records = Vec::with_capacity(size);
+    while records.len() < size {
+        let Some(record) = next()? else { break };
+        records.push(record);
+    }
+    Ok(records)
+}
+
+/// The next point in `format`, numbered `row` when the format has no ids.
+fn next_point(
+    reader: &mut CountingReader<BufReader<File>>,
+    format: &mut PointFormat,
+    row: &mut u64,
+) -> anyhow::Result<Option<pb::Point>> {
+    let current = *row;
+    let point = match format {
+        PointFormat::Fvecs { dimension } => read_fvecs_row(reader, dimension, current)?,
+        PointFormat::Npy { rows, columns, big_endian } => {
+            if current >= *rows {
+                return Ok(None);
+            }
+            let vector = read_floats(reader, *columns, *big_endian)
+                .with_context(|| format!("row {current}: the file ends inside it"))?;
+            Some(numbered_point(current, vector))
+        }
+        PointFormat::Jsonl { line } => read_jsonl(reader, line, jsonl_point)?,
+    };
+    if point.is_some() {
+        *row += 1;
+    }
+    Ok(point)
 }
 
 /// A reader that counts what was read through it.
@@ -360,8 +464,12 @@ fn read_fvecs_row(
     Ok(Some(numbered_point(row, vector)))
 }
 
-/// The next non-blank line as a point; `None` at the end of the file.
-fn read_jsonl_point(reader: &mut impl BufRead, line_number: &mut u64) -> anyhow::Result<Option<pb::Point>> {
+/// The next non-blank line, parsed with `parse`; `None` at the end of the file.
+fn read_jsonl<T>(
+    reader: &mut impl BufRead,
+    line_number: &mut u64,
+    parse: fn(&str) -> anyhow::Result<T>,
+) -> anyhow::Result<Option<T>> {
     let mut line = String::new();
     loop {
         line.clear();
@@ -373,13 +481,24 @@ fn read_jsonl_point(reader: &mut impl BufRead, line_number: &mut u64) -> anyhow:
             break;
         }
     }
-    jsonl_point(&line).map(Some).with_context(|| format!("line {line_number}"))
+    parse(&line).map(Some).with_context(|| format!("line {line_number}"))
 }
 
-fn jsonl_point(line: &str) -> anyhow::Result<pb::Point> {
+/// A JSONL line as an object whose fields are all among `known`.
+fn jsonl_object(line: &str, known: &[&str]) -> anyhow::Result<Map<String, Value>> {
     let value: Value = serde_json::from_str(line).context("not a JSON object")?;
     let Value::Object(fields) = value else { bail!("not a JSON object") };
-    let id = match fields.get("id") {
+    for name in fields.keys() {
+        if !known.contains(&name.as_str()) {
+            bail!("unknown field `{name}` (expected {})", known.join(", "));
+        }
+    }
+    Ok(fields)
+}
+
+/// The `id` field: a string or an unsigned integer.
+fn jsonl_id(fields: &Map<String, Value>) -> anyhow::Result<pb::PointId> {
+    let kind = match fields.get("id") {
         Some(Value::String(text)) => pb::point_id::Kind::Str(text.clone()),
         Some(Value::Number(number)) => match number.as_u64() {
             Some(number) => pb::point_id::Kind::Num(number),
@@ -387,6 +506,21 @@ fn jsonl_point(line: &str) -> anyhow::Result<pb::Point> {
         },
         _ => bail!("`id` must be a string or an unsigned integer"),
     };
+    Ok(pb::PointId { kind: Some(kind) })
+}
+
+/// The optional `payload` field: an object.
+fn jsonl_payload(fields: &Map<String, Value>) -> anyhow::Result<Option<prost_types::Struct>> {
+    match fields.get("payload") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Object(payload)) => Ok(Some(sutazai_proto::json::to_proto_struct(payload))),
+        Some(_) => bail!("`payload` must be an object"),
+    }
+}
+
+fn jsonl_point(line: &str) -> anyhow::Result<pb::Point> {
+    let fields = jsonl_object(line, &["id", "vector", "payload"])?;
+    let id = jsonl_id(&fields)?;
     let Some(Value::Array(components)) = fields.get("vector") else {
         bail!("`vector` must be a list of numbers")
     };
@@ -395,17 +529,18 @@ fn jsonl_point(line: &str) -> anyhow::Result<pb::Point> {
         let Some(number) = component.as_f64() else { bail!("`vector` must be a list of numbers") };
         vector.push(number as f32);
     }
-    let payload = match fields.get("payload") {
-        None | Some(Value::Null) => None,
-        Some(Value::Object(payload)) => Some(sutazai_proto::json::to_proto_struct(payload)),
-        Some(_) => bail!("`payload` must be an object"),
+    Ok(pb::Point { id: Some(id), vector, payload: jsonl_payload(&fields)? })
+}
+
+/// A document line: `{"id", "text", "payload"?}`; the text must not be blank.
+fn jsonl_document(line: &str) -> anyhow::Result<pb::Document> {
+    let fields = jsonl_object(line, &["id", "text", "payload"])?;
+    let id = jsonl_id(&fields)?;
+    let text = match fields.get("text") {
+        Some(Value::String(text)) if !text.trim().is_empty() => text.clone(),
+        _ => bail!("`text` must be a non-blank string"),
     };
-    for name in fields.keys() {
-        if !matches!(name.as_str(), "id" | "vector" | "payload") {
-            bail!("unknown field `{name}` (expected id, vector and payload)");
-        }
-    }
-    Ok(pb::Point { id: Some(pb::PointId { kind: Some(id) }), vector, payload })
+    Ok(pb::Document { id: Some(id), text, payload: jsonl_payload(&fields)? })
 }
 
 /// What an npy header says about a 2-D float32 array.
@@ -499,41 +634,43 @@ fn quoted_value<'header>(header: &'header str, key: &str) -> Option<&'header str
 struct Progress {
     total_bytes: u64,
     enabled: bool,
+    /// What is counted: `points` or `documents`.
+    unit: &'static str,
     last_draw: Option<Instant>,
 }
 
 impl Progress {
-    fn new(total_bytes: u64, enabled: bool) -> Self {
-        Self { total_bytes, enabled, last_draw: None }
+    fn new(total_bytes: u64, enabled: bool, unit: &'static str) -> Self {
+        Self { total_bytes, enabled, unit, last_draw: None }
     }
 
-    fn update(&mut self, done_bytes: u64, points: u64, elapsed: Duration) {
+    fn update(&mut self, done_bytes: u64, records: u64, elapsed: Duration) {
         if !self.enabled || self.last_draw.is_some_and(|at| at.elapsed() < REDRAW_EVERY) {
             return;
         }
         self.last_draw = Some(Instant::now());
         let mut stderr = std::io::stderr().lock();
-        let _ = write!(stderr, "\r{}", render(done_bytes, self.total_bytes, points, elapsed));
+        let _ = write!(stderr, "\r{}", render(done_bytes, self.total_bytes, records, elapsed, self.unit));
         let _ = stderr.flush();
     }
 
-    fn finish(&mut self, done_bytes: u64, points: u64, elapsed: Duration) {
+    fn finish(&mut self, done_bytes: u64, records: u64, elapsed: Duration) {
         if self.enabled {
             self.last_draw = None;
-            self.update(done_bytes, points, elapsed);
+            self.update(done_bytes, records, elapsed);
             eprintln!();
         }
     }
 }
 
 /// One frame of the bar: `[#####.....]  50%  12000 points  3400 points/s`.
-fn render(done_bytes: u64, total_bytes: u64, points: u64, elapsed: Duration) -> String {
+fn render(done_bytes: u64, total_bytes: u64, records: u64, elapsed: Duration, unit: &str) -> String {
     let fraction =
         if total_bytes == 0 { 1.0 } else { (done_bytes as f64 / total_bytes as f64).clamp(0.0, 1.0) };
     let filled = ((fraction * BAR_WIDTH as f64).round() as usize).min(BAR_WIDTH);
-    let rate = points as f64 / elapsed.as_secs_f64().max(1e-3);
+    let rate = records as f64 / elapsed.as_secs_f64().max(1e-3);
     format!(
-        "[{}{}] {:>3.0}%  {points} points  {rate:.0} points/s",
+        "[{}{}] {:>3.0}%  {records} {unit}  {rate:.0} {unit}/s",
         "#".repeat(filled),
         ".".repeat(BAR_WIDTH - filled),
         fraction * 100.0
@@ -587,7 +724,7 @@ mod tests {
         let path = directory.path().join("rows.npy");
         std::fs::write(&path, &bytes).unwrap();
         let mut source = PointSource::open(&path, format_of(&path).unwrap()).unwrap();
-        let batch = source.next_batch(10).unwrap();
+        let Batch::Points(batch) = source.next_batch(10).unwrap() else { panic!("points expected") };
         assert_eq!(batch.len(), 2);
         assert_eq!(kind(&batch[1]), pb::point_id::Kind::Num(1));
         assert_eq!(batch[1].vector, [4.0, 5.0, 6.0]);
@@ -642,7 +779,10 @@ mod tests {
             (r#"{"id": -1, "vector": [0]}"#, "`id` must be"),
             (r#"{"id": 1, "vector": "x"}"#, "`vector` must be"),
             (r#"{"id": 1, "vector": [0], "payload": 3}"#, "`payload` must be"),
-            (r#"{"id": 1, "vector": [0], "extra": 3}"#, "unknown field `extra`"),
+            (
+                r#"{"id": 1, "vector": [0], "extra": 3}"#,
+                "unknown field `extra` (expected id, vector, payload)",
+            ),
             ("[1]", "not a JSON object"),
         ] {
             let error = jsonl_point(bad).unwrap_err().to_string();
@@ -651,15 +791,55 @@ mod tests {
         let text = "\n{\"id\": 1, \"vector\": [1]}\n\n{\"id\": 2, \"vector\": [oops]}\n";
         let mut reader = text.as_bytes();
         let mut line = 0;
-        assert!(read_jsonl_point(&mut reader, &mut line).unwrap().is_some());
-        let error = format!("{:#}", read_jsonl_point(&mut reader, &mut line).unwrap_err());
+        assert!(read_jsonl(&mut reader, &mut line, jsonl_point).unwrap().is_some());
+        let error = format!("{:#}", read_jsonl(&mut reader, &mut line, jsonl_point).unwrap_err());
         assert!(error.starts_with("line 4: not a JSON object"), "{error}");
     }
 
     #[test]
+    fn document_lines() {
+        let document =
+            jsonl_document(r#"{"id": "d-1", "text": "Teal is a colour.", "payload": {"lang": "en"}}"#)
+                .unwrap();
+        assert_eq!(document.id.unwrap().kind.unwrap(), pb::point_id::Kind::Str("d-1".to_owned()));
+        assert_eq!(document.text, "Teal is a colour.");
+        assert!(document.payload.is_some());
+        assert!(jsonl_document(r#"{"id": 3, "text": "x"}"#).unwrap().payload.is_none());
+        for (bad, expected) in [
+            (r#"{"id": 1, "text": "  "}"#, "`text` must be a non-blank string"),
+            (r#"{"id": 1}"#, "`text` must be a non-blank string"),
+            (
+                r#"{"id": 1, "text": "x", "vector": [1]}"#,
+                "unknown field `vector` (expected id, text, payload)",
+            ),
+            (r#"{"text": "x"}"#, "`id` must be"),
+        ] {
+            let error = jsonl_document(bad).unwrap_err().to_string();
+            assert!(error.contains(expected), "{bad}: {error}");
+        }
+        let directory = tempfile::tempdir().unwrap();
+        let path = directory.path().join("docs.jsonl");
+        let lines: Vec<String> =
+            (0..5).map(|index| format!("{{\"id\": {index}, \"text\": \"document {index}\"}}\n")).collect();
+        std::fs::write(&path, lines.concat()).unwrap();
+        let mut source = PointSource::open_documents(&path).unwrap();
+        let Batch::Documents(first) = source.next_batch(3).unwrap() else { panic!("documents expected") };
+        assert_eq!(
+            first.iter().map(|document| document.text.as_str()).collect::<Vec<_>>(),
+            ["document 0", "document 1", "document 2"]
+        );
+        assert_eq!(source.next_batch(3).unwrap().len(), 2);
+        assert!(source.next_batch(3).unwrap().is_empty());
+        assert_eq!(source.position_bytes(), source.total_bytes());
+    }
+
+    #[test]
     fn progress_bar_frames() {
-        let frame = render(50, 100, 1200, Duration::from_secs(2));
+        let frame = render(50, 100, 1200, Duration::from_secs(2), "points");
         assert_eq!(frame, format!("[{}{}]  50%  1200 points  600 points/s", "#".repeat(15), ".".repeat(15)));
-        assert!(render(0, 0, 0, Duration::ZERO).starts_with(&format!("[{}] 100%", "#".repeat(30))));
+        assert!(render(0, 0, 0, Duration::ZERO, "points").starts_with(&format!("[{}] 100%", "#".repeat(30))));
+        assert!(
+            render(1, 2, 64, Duration::from_secs(1), "documents").ends_with("64 documents  64 documents/s")
+        );
     }
 }

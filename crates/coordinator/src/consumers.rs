@@ -25,7 +25,9 @@ impl MessageHandler for TaskMessages {
         let inbox_key = context.message_id.unwrap_or_else(|| {
             format!("{}:{}:{}", message.routing_key(), message.task_id(), attempt_of(&message))
         });
-        if self.dispatcher.apply_task(message, inbox_key).await.is_err() {
+        // The consumer's span continues the producer's trace; the dispatcher assigns outside it.
+        let traceparent = sutazai_kit::telemetry::current_traceparent();
+        if self.dispatcher.apply_task(message, inbox_key, traceparent).await.is_err() {
             wait_unacked().await;
         }
         Ok(())

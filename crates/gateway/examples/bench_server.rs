@@ -91,6 +91,7 @@ fn gateway_config(
         model_list_ttl_s: 60,
         cache_ttl_s: 600,
         max_concurrent_requests: 4,
+        local: sutazai_llm::LocalSettings::default(),
     };
     let rate_limit = RateLimitSettings {
         default_per_minute: UNREACHABLE_PER_MINUTE,

@@ -27,6 +27,11 @@ pub use settings::GatewaySettings;
 /// The Postgres schema this service owns.
 pub const SCHEMA: &str = "gateway";
 
+/// The OpenAPI document this service serves at `/openapi.json`.
+pub fn openapi_document() -> utoipa::openapi::OpenApi {
+    http::openapi::document()
+}
+
 /// Everything the gateway role needs from the configuration.
 #[derive(Debug, Clone)]
 pub struct GatewayConfig {
@@ -111,8 +116,9 @@ impl Application {
             config.llm.cache_ttl(),
         );
         let llm = Arc::new(
-            LlmClient::from_settings(&config.llm)
-                .map_err(|error| StartupError::Config(error.to_string()))?
+            LlmClient::connect(&config.llm)
+                .await
+                .map_err(|error| StartupError::Config(format!("llm: {error}")))?
                 .with_response_cache(response_cache)
                 .with_inference_slots(Arc::new(llm_slots::inference_slots(
                     &downstreams,

@@ -73,7 +73,9 @@ where
     S::Future: Send + 'static,
 {
     let adapted = service.map_request(|request: Request| request.map(tonic::body::Body::new));
-    router.route_service(&format!("/{}/{{*rpc}}", S::NAME), adapted)
+    let traced =
+        axum::routing::any_service(adapted).layer(axum::middleware::from_fn(crate::http::trace_grpc_call));
+    router.route(&format!("/{}/{{*rpc}}", S::NAME), traced)
 }
 
 /// A listener that could not be bound, naming the address (every service's startup error).

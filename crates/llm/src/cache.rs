@@ -75,6 +75,9 @@ struct CanonicalRequest<'a> {
     messages: Vec<(&'static str, &'a str)>,
     temperature: Option<f32>,
     top_p: Option<f32>,
+    /// Left out when unset, so keys of requests without it stay as they were.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    top_k: Option<u32>,
     max_tokens: Option<u32>,
     seed: Option<u64>,
     stop: &'a [String],
@@ -211,6 +214,7 @@ fn request_digest_hex(request: &ChatRequest) -> String {
             .collect(),
         temperature: request.temperature,
         top_p: request.top_p,
+        top_k: request.top_k,
         max_tokens: request.max_tokens,
         seed: request.seed,
         stop: &request.stop,
@@ -265,6 +269,7 @@ mod tests {
         variants.push(ChatRequest { model: "mistral:latest".to_owned(), ..base.clone() });
         variants.push(ChatRequest { temperature: Some(0.1), ..base.clone() });
         variants.push(ChatRequest { top_p: Some(0.9), ..base.clone() });
+        variants.push(ChatRequest { top_k: Some(5), ..base.clone() });
         variants.push(ChatRequest { max_tokens: Some(10), ..base.clone() });
         variants.push(ChatRequest { seed: Some(1), ..base.clone() });
         variants.push(ChatRequest { stop: vec!["\n".to_owned()], ..base.clone() });

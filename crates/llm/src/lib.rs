@@ -1,5 +1,6 @@
 //! The LLM client of SutazAI: providers behind one [`LlmProvider`] trait — Ollama's native API
-//! ([`OllamaProvider`]) and any OpenAI-compatible server ([`OpenAiProvider`]) — and the
+//! ([`OllamaProvider`]), any OpenAI-compatible server ([`OpenAiProvider`]) and the embedded
+//! models that run in process ([`LocalProvider`]) — and the
 //! [`LlmClient`] a service holds, which adds model validation, timeouts, retries, a Redis
 //! response cache ([`ResponseCache`]) and bounded inference concurrency.
 //!
@@ -11,6 +12,7 @@ mod client;
 mod error;
 mod http;
 mod lines;
+mod local;
 mod ollama;
 mod openai;
 mod provider;
@@ -22,6 +24,7 @@ mod types;
 pub use cache::{CacheStats, ResponseCache};
 pub use client::{CachePolicy, ChatOutcome, LlmClient};
 pub use error::LlmError;
+pub use local::{FETCH_MODELS_COMMAND, LocalProvider, LocalSettings};
 pub use ollama::OllamaProvider;
 pub use openai::OpenAiProvider;
 pub use provider::LlmProvider;

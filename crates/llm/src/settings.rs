@@ -6,6 +6,8 @@ use std::time::Duration;
 use serde::Deserialize;
 use sutazai_kit::config::{ConfigIssues, ConnectionUrl, Secret, Validate, key};
 
+use crate::local::LocalSettings;
+
 /// The `[llm]` section with its defaults and the meaning of each key, for a service's embedded
 /// defaults file.
 pub const LLM_DEFAULTS_TOML: &str = include_str!("../llm.default.toml");
@@ -13,21 +15,26 @@ pub const LLM_DEFAULTS_TOML: &str = include_str!("../llm.default.toml");
 /// Longest sensible retry count; more only delays the error an operator needs to see.
 const MAX_RETRIES_LIMIT: u32 = 10;
 
-/// Which API the LLM server speaks.
+/// Which provider answers: an LLM server's API, the embedded models, or whichever is there.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ProviderKind {
+    /// The server at `base_url` when it answers as Ollama or as an OpenAI-compatible server
+    /// when the client starts; otherwise the embedded models ([`ProviderKind::Local`]).
+    Auto,
     /// Ollama's native `/api/*`.
     Ollama,
     /// The OpenAI API (`/chat/completions`, `/embeddings`, `/models` under `base_url`).
     Openai,
+    /// The embedded models, in process (`[llm.local]`).
+    Local,
 }
 
 /// `[llm]`: the LLM server and how the client treats it.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LlmSettings {
-    /// `ollama` or `openai`.
+    /// `auto`, `ollama`, `openai` or `local`.
     pub provider: ProviderKind,
     /// Where the server listens; for `openai` with the version prefix (`http://host:11434/v1`).
     /// Plain `http` only: the build has no TLS client.
@@ -53,6 +60,9 @@ pub struct LlmSettings {
     pub cache_ttl_s: u64,
     /// Inference calls running at once; more queue.
     pub max_concurrent_requests: usize,
+    /// `[llm.local]`: the embedded models.
+    #[serde(default)]
+    pub local: LocalSettings,
 }
 
 impl LlmSettings {
@@ -111,6 +121,7 @@ impl Validate for LlmSettings {
         if self.max_concurrent_requests == 0 {
             issues.push(key(prefix, "max_concurrent_requests"), "must be greater than 0");
         }
+        self.local.validate(&key(prefix, "local"), issues);
     }
 }
 
@@ -166,7 +177,9 @@ mod tests {
     #[test]
     fn the_documented_defaults_load_and_validate() {
         let settings = load_with(&[]).unwrap().llm;
-        assert_eq!(settings.provider, ProviderKind::Ollama);
+        assert_eq!(settings.provider, ProviderKind::Auto);
+        assert_eq!(settings.local.chat_model, "smollm2:135m");
+        assert_eq!(settings.local.embedding_model, "all-minilm");
         assert_eq!(settings.base_url.expose(), "http://127.0.0.1:11434");
         assert!(settings.api_key.is_none());
         assert_eq!(settings.request_timeout(), Duration::from_secs(120));

@@ -69,6 +69,9 @@ pub struct ChatRequest {
     pub temperature: Option<f32>,
     /// Nucleus sampling mass; the provider's default when `None`.
     pub top_p: Option<f32>,
+    /// Sample only among the `top_k` likeliest tokens (0 = no limit); the provider's default
+    /// when `None`. Ollama and the embedded models honour it; the OpenAI API has no such option.
+    pub top_k: Option<u32>,
     /// Largest number of tokens to generate (Ollama's `num_predict`).
     pub max_tokens: Option<u32>,
     /// Sampling seed, for reproducible answers.

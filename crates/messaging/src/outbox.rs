@@ -122,11 +122,27 @@ pub async fn enqueue<'e, T: Serialize>(
     message: &T,
     priority: Option<u8>,
 ) -> Result<Uuid, OutboxError> {
+    let traceparent = sutazai_kit::telemetry::current_traceparent();
+    enqueue_in_trace(executor, exchange, routing_key, message, priority, traceparent.as_deref()).await
+}
+
+/// Like [`enqueue`], continuing the trace of `traceparent` (a W3C `traceparent` value) instead of
+/// the current span's: for a producer that sends a message long after, and outside, the work
+/// that caused it (the coordinator assigns a task in its dispatcher, not in the span of the
+/// delivery that made the task ready). `None` stores no trace context.
+pub async fn enqueue_in_trace<'e, T: Serialize>(
+    executor: impl PgExecutor<'e>,
+    exchange: &str,
+    routing_key: &str,
+    message: &T,
+    priority: Option<u8>,
+    traceparent: Option<&str>,
+) -> Result<Uuid, OutboxError> {
     let message_id = Uuid::now_v7();
     let payload = serde_json::to_value(message)?;
     let mut headers: BTreeMap<String, String> = BTreeMap::new();
-    if let Some(traceparent) = sutazai_kit::telemetry::current_traceparent() {
-        headers.insert("traceparent".to_owned(), traceparent);
+    if let Some(traceparent) = traceparent {
+        headers.insert("traceparent".to_owned(), traceparent.to_owned());
     }
     // The notification is delivered only when the transaction commits, which is when the relay
     // may see the row.

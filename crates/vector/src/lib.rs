@@ -87,8 +87,9 @@ impl Application {
             )
             .map_err(|error| StartupError::Config(error.to_string()))?,
         );
-        let llm =
-            LlmClient::from_settings(&config.llm).map_err(|error| StartupError::Config(error.to_string()))?;
+        let llm = LlmClient::connect(&config.llm)
+            .await
+            .map_err(|error| StartupError::Config(format!("llm: {error}")))?;
         let collections = Arc::new(
             Collections::open(
                 &config.vector.data_dir,

@@ -80,6 +80,8 @@ pub(crate) struct Exchange {
 pub(crate) struct Recollection {
     /// Its point id.
     pub(crate) id: String,
+    /// Its cosine similarity to the message it was recalled for (larger is closer).
+    pub(crate) score: f32,
     /// What the user said.
     pub(crate) user: String,
     /// What the assistant answered.
@@ -234,9 +236,9 @@ fn recollection(hit: &pb::ScoredPoint) -> Recollection {
     let (user, assistant) = (field("user"), field("assistant"));
     // Written by something else than this worker: the embedded text is all there is.
     if user.is_empty() && assistant.is_empty() {
-        return Recollection { id, user: field("text"), assistant: String::new() };
+        return Recollection { id, score: hit.score, user: field("text"), assistant: String::new() };
     }
-    Recollection { id, user, assistant }
+    Recollection { id, score: hit.score, user, assistant }
 }
 
 /// Details stored beside an exchange.
@@ -289,6 +291,7 @@ mod tests {
             recollection(&hit),
             Recollection {
                 id: "7".to_owned(),
+                score: 0.5,
                 user: "an imported note".to_owned(),
                 assistant: String::new()
             }

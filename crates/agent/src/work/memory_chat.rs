@@ -1,7 +1,8 @@
 //! `memory-chat`: a chat whose long-term memory lives in the vector service. Payload
 //! `{message, conversation_id?}`. The owner's past exchanges most similar to the message are
 //! recalled into the system prompt, the model answers, and the new exchange is remembered.
-//! Output `{"reply", "recalled": [ids of the recalled exchanges], "remembered": id}`.
+//! Output `{"reply", "recalled": [{"id", "score"}] (the recalled exchanges, in the order they are
+//! in the prompt, most similar first; `score` is the cosine similarity), "remembered": id}`.
 //!
 //! Memory is per task owner (the user the task belongs to), across conversations: the
 //! `conversation_id` is kept with each exchange but does not limit recall.
@@ -76,8 +77,17 @@ pub(crate) async fn run(profile: &Profile, tools: &Tools, input: &TaskInput<'_>)
         details: exchange_details(&input.task_id.to_string(), turn.conversation_id),
     };
     memory.remember(input.owner, &exchange).await?;
-    let recalled_ids: Vec<&str> = recalled.iter().map(|recollection| recollection.id.as_str()).collect();
-    Ok(conversation.finish(json!({"reply": reply, "recalled": recalled_ids, "remembered": exchange.id})))
+    Ok(conversation
+        .finish(json!({"reply": reply, "recalled": recalled_view(&recalled), "remembered": exchange.id})))
+}
+
+/// The recalled exchanges as the result shows them: id and score, in prompt order.
+fn recalled_view(recalled: &[Recollection]) -> Value {
+    let items: Vec<Value> = recalled
+        .iter()
+        .map(|recollection| json!({"id": recollection.id, "score": recollection.score}))
+        .collect();
+    Value::Array(items)
 }
 
 #[cfg(test)]
@@ -87,8 +97,18 @@ mod tests {
     #[test]
     fn recalled_exchanges_follow_the_system_prompt() {
         let recalled = [
-            Recollection { id: "1".into(), user: "my cat is Tom".into(), assistant: "Nice name.".into() },
-            Recollection { id: "2".into(), user: "an imported note".into(), assistant: String::new() },
+            Recollection {
+                id: "1".into(),
+                score: 0.75,
+                user: "my cat is Tom".into(),
+                assistant: "Nice name.".into(),
+            },
+            Recollection {
+                id: "2".into(),
+                score: 0.5,
+                user: "an imported note".into(),
+                assistant: String::new(),
+            },
         ];
         assert_eq!(
             system_prompt("You remember.\n", &recalled),
@@ -96,6 +116,7 @@ mod tests {
              1. user: my cat is Tom\n   assistant: Nice name.\n2. user: an imported note"
         );
         assert_eq!(system_prompt("You remember.", &[]), "You remember.");
+        assert_eq!(recalled_view(&recalled), json!([{"id": "1", "score": 0.75}, {"id": "2", "score": 0.5}]));
     }
 
     #[test]

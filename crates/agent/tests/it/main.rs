@@ -113,6 +113,7 @@ pub(crate) fn llm_settings(base_url: &str) -> LlmSettings {
         model_list_ttl_s: 60,
         cache_ttl_s: 600,
         max_concurrent_requests: 4,
+        local: sutazai_llm::LocalSettings::default(),
     }
 }
 

@@ -3,7 +3,7 @@
 //! recalled by similarity into a later prompt, and never into another owner's.
 
 use serde_json::json;
-use sutazai_testkit::fake_ollama::FakeOllama;
+use sutazai_testkit::fake_ollama::{DEFAULT_EMBEDDING_DIMENSION, FakeOllama, fake_embedding};
 
 use crate::services::{self, Wanted};
 use crate::{Options, spawn_with};
@@ -55,8 +55,21 @@ async fn a_later_message_recalls_the_most_similar_earlier_exchange() {
         )
         .await;
     let result = worker.observer.result(third.task_id).await;
-    assert_eq!(result["output"]["recalled"], json!([colour_id]));
+    let recalled = result["output"]["recalled"].as_array().unwrap();
+    assert_eq!(recalled.len(), 1, "{recalled:?}");
+    assert_eq!(recalled[0]["id"], colour_id.as_str());
     assert_ne!(colour_id, dog_id);
+    // The score is the cosine similarity the vector service computed between the message and
+    // the stored exchange, both embedded by the fake's deterministic model.
+    let expected = cosine(
+        &fake_embedding("What is my favourite colour?", DEFAULT_EMBEDDING_DIMENSION),
+        &fake_embedding(
+            "user: My favourite colour is teal.\nassistant: My favourite colour is teal.",
+            DEFAULT_EMBEDDING_DIMENSION,
+        ),
+    );
+    let score = recalled[0]["score"].as_f64().unwrap();
+    assert!((score - f64::from(expected)).abs() < 1e-4, "score {score}, expected {expected}");
     let system = result["prompt"][0]["content"].as_str().unwrap();
     assert!(system.starts_with("You are MEMORY-PERSONA."), "{system}");
     assert!(
@@ -82,4 +95,11 @@ async fn a_later_message_recalls_the_most_similar_earlier_exchange() {
     assert_eq!(stranger["recalled"], json!([]));
     worker.finish().await;
     services.finish().await;
+}
+
+/// Cosine similarity of two vectors.
+fn cosine(left: &[f32], right: &[f32]) -> f32 {
+    let dot: f32 = left.iter().zip(right).map(|(a, b)| a * b).sum();
+    let norm = |vector: &[f32]| vector.iter().map(|component| component * component).sum::<f32>().sqrt();
+    dot / (norm(left) * norm(right))
 }

@@ -15,7 +15,7 @@ use axum::Router;
 use axum::extract::{FromRef, FromRequestParts};
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, patch, post};
+use axum::routing::{MethodRouter, delete, get, patch, post};
 use sutazai_kit::auth::{Principal, TokenVerifier};
 use sutazai_kit::http::{ApiError, ClientIp};
 
@@ -31,29 +31,45 @@ pub(crate) struct AppState {
     pub verifier: Arc<TokenVerifier>,
 }
 
+/// Every route of the auth service, by path. The router and [`route_paths`] both read this table,
+/// so the published path list cannot drift from what is served (the service has no OpenAPI
+/// document; Kong's declarative config is checked against this list).
+fn route_table() -> Vec<(&'static str, MethodRouter<AppState>)> {
+    vec![
+        ("/.well-known/jwks.json", get(clients::jwks)),
+        ("/api/v1/auth/register", post(accounts::register)),
+        ("/api/v1/auth/login", post(sessions::login)),
+        ("/api/v1/auth/refresh", post(sessions::refresh)),
+        ("/api/v1/auth/logout", post(sessions::logout)),
+        ("/api/v1/auth/me", get(accounts::me)),
+        ("/api/v1/auth/password", post(accounts::change_password)),
+        ("/api/v1/auth/mfa/enroll", post(mfa::enroll)),
+        ("/api/v1/auth/mfa/confirm", post(mfa::confirm)),
+        ("/api/v1/auth/mfa/disable", post(mfa::disable)),
+        ("/api/v1/auth/token", post(clients::token)),
+        ("/api/v1/auth/introspect", post(clients::introspect)),
+        ("/api/v1/auth/api-keys", post(accounts::create_api_key).get(accounts::list_api_keys)),
+        ("/api/v1/auth/api-keys/{id}", delete(accounts::revoke_api_key)),
+        ("/api/v1/auth/users", get(admin::list_users).post(admin::create_user)),
+        ("/api/v1/auth/users/{id}", patch(admin::update_user)),
+        ("/api/v1/auth/service-accounts", post(admin::create_service_account)),
+        ("/api/v1/auth/keys/rotate", post(admin::rotate_keys)),
+        ("/api/v1/auth/audit", get(admin::audit)),
+    ]
+}
+
 /// Every route of the auth service.
 pub(crate) fn routes(state: AppState) -> Router {
-    Router::new()
-        .route("/.well-known/jwks.json", get(clients::jwks))
-        .route("/api/v1/auth/register", post(accounts::register))
-        .route("/api/v1/auth/login", post(sessions::login))
-        .route("/api/v1/auth/refresh", post(sessions::refresh))
-        .route("/api/v1/auth/logout", post(sessions::logout))
-        .route("/api/v1/auth/me", get(accounts::me))
-        .route("/api/v1/auth/password", post(accounts::change_password))
-        .route("/api/v1/auth/mfa/enroll", post(mfa::enroll))
-        .route("/api/v1/auth/mfa/confirm", post(mfa::confirm))
-        .route("/api/v1/auth/mfa/disable", post(mfa::disable))
-        .route("/api/v1/auth/token", post(clients::token))
-        .route("/api/v1/auth/introspect", post(clients::introspect))
-        .route("/api/v1/auth/api-keys", post(accounts::create_api_key).get(accounts::list_api_keys))
-        .route("/api/v1/auth/api-keys/{id}", delete(accounts::revoke_api_key))
-        .route("/api/v1/auth/users", get(admin::list_users).post(admin::create_user))
-        .route("/api/v1/auth/users/{id}", patch(admin::update_user))
-        .route("/api/v1/auth/service-accounts", post(admin::create_service_account))
-        .route("/api/v1/auth/keys/rotate", post(admin::rotate_keys))
-        .route("/api/v1/auth/audit", get(admin::audit))
-        .with_state(state)
+    let mut router = Router::new();
+    for (path, methods) in route_table() {
+        router = router.route(path, methods);
+    }
+    router.with_state(state)
+}
+
+/// The paths the auth service serves, as axum templates (`{id}` for a parameter).
+pub(crate) fn route_paths() -> Vec<&'static str> {
+    route_table().into_iter().map(|(path, _)| path).collect()
 }
 
 impl From<AuthError> for ApiError {

@@ -2,8 +2,11 @@
 
 #![allow(clippy::unwrap_used, reason = "a failed step fails the test loudly")]
 
+mod chat;
+mod deploy;
 mod pipeline;
 mod vector_crash;
+mod vector_embed;
 mod vector_import;
 
 use std::process::Output;
@@ -173,6 +176,9 @@ async fn up_serves_every_role_until_sigterm() {
         .env("SUTAZAI__AGENT__ARBITRATOR_URL", format!("http://{arbitrator_listen}"))
         .env("SUTAZAI__AGENT__VECTOR_URL", format!("http://{vector_listen}"))
         .env("SUTAZAI__AGENT__CLIENT_SECRET", AGENT_SECRET)
+        // No LLM server listens here: `auto` falls back to the embedded models.
+        .env("SUTAZAI__LLM__BASE_URL", "http://127.0.0.1:9")
+        .env("SUTAZAI__LLM__LOCAL__MODELS_DIR", sutazai_llm::LocalSettings::default().models_dir())
         .env("NO_COLOR", "1")
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -186,8 +192,8 @@ async fn up_serves_every_role_until_sigterm() {
         format!("http://{vector_listen}/readyz"),
         format!("http://{orchestrator_listen}/readyz"),
         format!("http://{coordinator_listen}/readyz"),
-        // The workers' readiness includes the LLM, which is not running here.
-        format!("http://{agent_listen}/livez"),
+        // The workers' readiness includes the LLM: the embedded models.
+        format!("http://{agent_listen}/readyz"),
     ] {
         wait_for("every role to be ready", std::time::Duration::from_secs(60), || async {
             reqwest::get(&ready_url).await.is_ok_and(|response| response.status() == 200)
@@ -200,6 +206,8 @@ async fn up_serves_every_role_until_sigterm() {
     let gateway_health: serde_json::Value =
         reqwest::get(format!("http://{gateway_listen}/health")).await.unwrap().json().await.unwrap();
     assert_eq!(gateway_health["status"], "ok");
+    chat_answers_with_the_embedded_model(&format!("http://{listen}"), &format!("http://{gateway_listen}"))
+        .await;
 
     let terminated =
         std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
@@ -238,6 +246,44 @@ async fn up_serves_every_role_until_sigterm() {
     client.close().await;
     let _ = std::fs::remove_dir_all(&hardware_data);
     database.drop_database().await;
+}
+
+/// With no LLM server, a new user's chat through the gateway is answered by the embedded
+/// SmolLM2 model: 200 with generated text. Users register and log in at the auth service (Kong
+/// routes `/api/v1/auth/` there).
+async fn chat_answers_with_the_embedded_model(auth: &str, gateway: &str) {
+    let http = reqwest::Client::new();
+    let user = serde_json::json!({"username": "chatter", "email": "chatter@example.com", "password": "a long chat passphrase"});
+    let registered = http.post(format!("{auth}/api/v1/auth/register")).json(&user).send().await.unwrap();
+    assert_eq!(registered.status(), 201);
+    let login = serde_json::json!({"username_or_email": "chatter", "password": "a long chat passphrase"});
+    let tokens: serde_json::Value = http
+        .post(format!("{auth}/api/v1/auth/login"))
+        .json(&login)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = tokens["access_token"].as_str().unwrap_or_else(|| panic!("login: {tokens}"));
+    let models: serde_json::Value = http
+        .get(format!("{gateway}/api/v1/models"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(models.to_string().contains("smollm2:135m"), "{models}");
+    let chat = serde_json::json!({"message": "Say hello.", "max_tokens": 12, "temperature": 0});
+    let answer =
+        http.post(format!("{gateway}/api/v1/chat")).bearer_auth(token).json(&chat).send().await.unwrap();
+    assert_eq!(answer.status(), 200);
+    let answer: serde_json::Value = answer.json().await.unwrap();
+    assert!(!answer["message"]["content"].as_str().unwrap().trim().is_empty(), "{answer}");
+    assert!(answer["usage"]["completion_tokens"].as_u64().unwrap() > 0, "{answer}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -91,6 +91,9 @@ pub(crate) fn serve_vector(
         .env("SUTAZAI__VECTOR__LISTEN", address)
         .env("SUTAZAI__VECTOR__AUTH_URL", issuer.auth_url())
         .env("SUTAZAI__VECTOR__DATA_DIR", data_dir)
+        // No LLM server here: documents are embedded by the embedded MiniLM model.
+        .env("SUTAZAI__LLM__BASE_URL", "http://127.0.0.1:9")
+        .env("SUTAZAI__LLM__LOCAL__MODELS_DIR", sutazai_llm::LocalSettings::default().models_dir())
         .env("NO_COLOR", "1");
     command
 }

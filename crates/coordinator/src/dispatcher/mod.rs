@@ -26,8 +26,14 @@ const EVENT_BUFFER: usize = 4096;
 /// What the dispatcher is asked to do.
 #[derive(Debug)]
 pub(crate) enum Event {
-    /// A message of `coordinator.tasks`; `inbox_key` deduplicates Ready messages.
-    Task { message: TaskMessage, inbox_key: String, applied: oneshot::Sender<()> },
+    /// A message of `coordinator.tasks`; `inbox_key` deduplicates Ready messages, and the
+    /// assignment of a Ready task continues the trace of `traceparent`.
+    Task {
+        message: TaskMessage,
+        inbox_key: String,
+        traceparent: Option<String>,
+        applied: oneshot::Sender<()>,
+    },
     /// A message of `coordinator.agents`.
     Agent { message: AgentMessage, applied: oneshot::Sender<()> },
     /// An admin sets the strategy.
@@ -77,8 +83,9 @@ impl DispatcherHandle {
         &self,
         message: TaskMessage,
         inbox_key: String,
+        traceparent: Option<String>,
     ) -> Result<(), CoordinatorError> {
-        self.ask(|applied| Event::Task { message, inbox_key, applied }).await
+        self.ask(|applied| Event::Task { message, inbox_key, traceparent, applied }).await
     }
 
     /// Applies an agent message; returns once its effect is committed.

@@ -219,13 +219,13 @@ impl Dispatcher {
         let mut changes = Changes::default();
         for event in events {
             match event {
-                Event::Task { message: TaskMessage::Ready(ready), inbox_key, .. } => {
+                Event::Task { message: TaskMessage::Ready(ready), inbox_key, traceparent, .. } => {
                     let open = match transaction.as_mut() {
                         Some(open) => open,
                         None => transaction.insert(self.store.begin().await?),
                     };
                     if PgStore::record_ready(open, inbox_key).await? {
-                        self.state.on_ready(ready.clone(), now, &mut changes);
+                        self.state.on_ready(ready.clone(), traceparent.clone(), now, &mut changes);
                     } else {
                         tracing::debug!(task_id = %ready.task_id, "redelivered ready ignored");
                     }

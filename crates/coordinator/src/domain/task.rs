@@ -95,11 +95,15 @@ pub struct TaskSpec {
     pub enqueued_at: DateTime<Utc>,
     /// The owner-fairness turn within the priority, given on first arrival (see `pending`).
     pub fair_tag: u64,
+    /// The W3C `traceparent` of the delivery that made the attempt ready: the assignment is
+    /// published later, from the dispatcher, and continues this trace rather than starting one.
+    pub traceparent: Option<String>,
 }
 
 impl TaskSpec {
-    /// The spec of a ready message; the fairness tag is given when it is queued.
-    pub fn from_ready(ready: TaskReady) -> Self {
+    /// The spec of a ready message delivered in the trace of `traceparent`; the fairness tag is
+    /// given when it is queued.
+    pub fn from_ready(ready: TaskReady, traceparent: Option<String>) -> Self {
         Self {
             task_id: ready.task_id,
             task_type: ready.task_type,
@@ -110,6 +114,7 @@ impl TaskSpec {
             deadline: ready.deadline,
             enqueued_at: ready.enqueued_at,
             fair_tag: 0,
+            traceparent,
         }
     }
 }

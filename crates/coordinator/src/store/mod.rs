@@ -99,7 +99,7 @@ impl PgStore {
         let task_rows = sqlx::query_as::<_, rows::TaskRow>(
             "SELECT task_id, task_type, priority, capabilities, owner, payload, deadline, enqueued_at,
                     fair_tag, attempt, agent_id, assigned_at, lease_deadline, started, waiting_reason,
-                    reassign_reason, previous_agent
+                    reassign_reason, previous_agent, traceparent
              FROM tasks ORDER BY priority DESC, enqueued_at, task_id",
         )
         .fetch_all(&self.pool)

@@ -39,6 +39,7 @@ pub(super) struct TaskRow {
     waiting_reason: String,
     reassign_reason: String,
     previous_agent: Option<Uuid>,
+    traceparent: Option<String>,
 }
 
 impl TaskRow {
@@ -57,6 +58,7 @@ impl TaskRow {
             deadline: self.deadline,
             enqueued_at: self.enqueued_at,
             fair_tag: u64::try_from(self.fair_tag).map_err(|_| corrupt("negative fair_tag"))?,
+            traceparent: self.traceparent,
         };
         let attempt = to_u32(self.attempt, "attempt")?;
         let Some(agent_id) = self.agent_id else {

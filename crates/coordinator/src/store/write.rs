@@ -4,6 +4,7 @@
 use chrono::{DateTime, Utc};
 use sqlx::{Postgres, Transaction};
 use sutazai_messaging::outbox;
+use sutazai_types::TaskId;
 use sutazai_types::messages::{TASKS_EXCHANGE, TaskMessage};
 use uuid::Uuid;
 
@@ -32,6 +33,7 @@ struct TaskColumns {
     waiting_reason: Vec<String>,
     reassign_reason: Vec<String>,
     previous_agent: Vec<Option<Uuid>>,
+    traceparent: Vec<Option<String>>,
 }
 
 impl TaskColumns {
@@ -46,6 +48,7 @@ impl TaskColumns {
         self.enqueued_at.push(spec.enqueued_at);
         self.fair_tag.push(i64::try_from(spec.fair_tag).unwrap_or(i64::MAX));
         self.attempt.push(i64::from(attempt));
+        self.traceparent.push(spec.traceparent.clone());
     }
 
     fn push_pending(&mut self, task: &PendingTask) {
@@ -94,9 +97,28 @@ impl PgStore {
                 TaskMessage::Assigned(assigned) => assigned.routing_key(),
                 other => other.routing_key().to_owned(),
             };
-            outbox::enqueue(&mut **transaction, TASKS_EXCHANGE, &routing_key, message, None).await?;
+            // The dispatcher runs in no request's span: a message continues the trace its task
+            // arrived in.
+            let traceparent = traceparent_of(state, message.task_id());
+            outbox::enqueue_in_trace(
+                &mut **transaction,
+                TASKS_EXCHANGE,
+                &routing_key,
+                message,
+                None,
+                traceparent,
+            )
+            .await?;
         }
         Ok(())
+    }
+}
+
+/// The trace context the task held by `state` arrived in, if any.
+fn traceparent_of(state: &DispatchState, task_id: TaskId) -> Option<&str> {
+    match state.task(task_id)? {
+        TaskRow::Pending(task) => task.spec.traceparent.as_deref(),
+        TaskRow::Assigned(assignment) => assignment.spec.traceparent.as_deref(),
     }
 }
 
@@ -125,11 +147,11 @@ async fn write_tasks(
     sqlx::query(
         "INSERT INTO tasks (task_id, task_type, priority, capabilities, owner, payload, deadline,
                             enqueued_at, fair_tag, attempt, agent_id, assigned_at, lease_deadline,
-                            started, waiting_reason, reassign_reason, previous_agent)
+                            started, waiting_reason, reassign_reason, previous_agent, traceparent)
          SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::int2[], $4::jsonb[], $5::text[], $6::jsonb[],
                               $7::timestamptz[], $8::timestamptz[], $9::int8[], $10::int8[], $11::uuid[],
                               $12::timestamptz[], $13::timestamptz[], $14::bool[], $15::text[],
-                              $16::text[], $17::uuid[])
+                              $16::text[], $17::uuid[], $18::text[])
          ON CONFLICT (task_id) DO UPDATE SET
              task_type = EXCLUDED.task_type, priority = EXCLUDED.priority,
              capabilities = EXCLUDED.capabilities, owner = EXCLUDED.owner, payload = EXCLUDED.payload,
@@ -137,7 +159,8 @@ async fn write_tasks(
              fair_tag = EXCLUDED.fair_tag, attempt = EXCLUDED.attempt, agent_id = EXCLUDED.agent_id,
              assigned_at = EXCLUDED.assigned_at, lease_deadline = EXCLUDED.lease_deadline,
              started = EXCLUDED.started, waiting_reason = EXCLUDED.waiting_reason,
-             reassign_reason = EXCLUDED.reassign_reason, previous_agent = EXCLUDED.previous_agent",
+             reassign_reason = EXCLUDED.reassign_reason, previous_agent = EXCLUDED.previous_agent,
+             traceparent = EXCLUDED.traceparent",
     )
     .bind(&columns.task_id)
     .bind(&columns.task_type)
@@ -156,6 +179,7 @@ async fn write_tasks(
     .bind(&columns.waiting_reason)
     .bind(&columns.reassign_reason)
     .bind(&columns.previous_agent)
+    .bind(&columns.traceparent)
     .execute(&mut **transaction)
     .await?;
     Ok(())

@@ -1,6 +1,9 @@
 //! Chat, streaming chat, batch and the model list, through `sutazai-llm`. LLM failures are errors
 //! with their status (unknown model 400 listing the models, unreachable 503), never a 200 with an
-//! error text. Every exchange is stored in the caller's conversation history.
+//! error text. Every exchange is stored in the caller's conversation history. A chat may answer
+//! from the documents of a vector collection (`rag`, in [`rag`]).
+
+mod rag;
 
 use std::time::Instant;
 
@@ -17,6 +20,7 @@ use sutazai_types::ServiceErrorCode;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use self::rag::{Passage, RagOptions, Retrieval};
 use super::AppState;
 use super::sse::{json_event, sse_from};
 
@@ -66,12 +70,21 @@ pub(crate) struct ChatBody {
     /// Agent profile to answer as (not available yet).
     agent: Option<String>,
     temperature: Option<f32>,
+    /// Nucleus sampling mass (0 < top_p <= 1).
+    top_p: Option<f32>,
+    /// Sample among the `top_k` likeliest tokens (0 = no limit; Ollama and the embedded models).
+    top_k: Option<u32>,
     max_tokens: Option<u32>,
+    /// Sampling seed, for reproducible answers (where the provider supports it).
+    seed: Option<u64>,
     /// `false` bypasses the response cache.
     #[serde(default = "default_true")]
     use_cache: bool,
     /// Continue this conversation (one of the caller's).
     conversation_id: Option<Uuid>,
+    /// Answer from the documents of a vector collection: the passages nearest to the last user
+    /// message are put in the prompt and returned as `passages`.
+    rag: Option<RagOptions>,
 }
 
 fn default_true() -> bool {
@@ -89,6 +102,10 @@ pub(crate) struct ChatAnswer {
     usage: Usage,
     latency_ms: u64,
     conversation_id: Uuid,
+    /// With `rag`: the passages put in the prompt, in the order given (best first); `[]` when
+    /// none was found. Absent without `rag`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    passages: Option<Vec<Passage>>,
 }
 
 fn check_sampling(temperature: Option<f32>, max_tokens: Option<u32>) -> Result<(), ApiError> {
@@ -107,6 +124,9 @@ fn chat_request(body: &ChatBody) -> Result<ChatRequest, ApiError> {
         return Err(ApiError::validation("agent", "answering as an agent profile is not available yet"));
     }
     check_sampling(body.temperature, body.max_tokens)?;
+    if body.top_p.is_some_and(|top_p| top_p.is_nan() || top_p <= 0.0 || top_p > 1.0) {
+        return Err(ApiError::validation("top_p", "must be greater than 0 and at most 1"));
+    }
     let mut messages: Vec<ChatMessage> = body
         .messages
         .iter()
@@ -125,9 +145,31 @@ fn chat_request(body: &ChatBody) -> Result<ChatRequest, ApiError> {
         model: body.model.clone().unwrap_or_default(),
         messages,
         temperature: body.temperature,
+        top_p: body.top_p,
+        top_k: body.top_k,
         max_tokens: body.max_tokens,
+        seed: body.seed,
         ..ChatRequest::default()
     })
+}
+
+/// The retrieval `rag` asks for, checked against the request.
+fn check_rag(body: &ChatBody, request: &ChatRequest) -> Result<Option<Retrieval>, ApiError> {
+    body.rag.as_ref().map(|options| options.check(request)).transpose()
+}
+
+/// With a retrieval, its passages and the request the model gets, with the passages in it;
+/// without, no passages and the caller's request itself.
+async fn retrieve_passages(
+    state: &AppState,
+    principal: &Principal,
+    retrieval: Option<&Retrieval>,
+    request: &ChatRequest,
+) -> Result<(Option<Vec<Passage>>, ChatRequest), ApiError> {
+    let Some(retrieval) = retrieval else { return Ok((None, request.clone())) };
+    let passages = rag::retrieve(state, principal, retrieval).await?;
+    let prompted = rag::with_passages(request, &passages);
+    Ok((Some(passages), prompted))
 }
 
 /// A conversation to continue must be the caller's: another user's is a 404, before any LLM call.
@@ -170,8 +212,10 @@ async fn remember(
 }
 
 #[utoipa::path(post, path = "/api/v1/chat", tag = "chat", request_body = ChatBody,
-    responses((status = 200, body = ChatAnswer), (status = 400, description = "unknown model"), (status = 422),
-        (status = 503, description = "LLM unreachable")), security(("bearer" = [])))]
+    responses((status = 200, body = ChatAnswer), (status = 400, description = "unknown model"),
+        (status = 403, description = "`rag` without the `vectors:read` scope"),
+        (status = 404, description = "unknown conversation or `rag.collection`"), (status = 422),
+        (status = 503, description = "LLM or vector service unreachable")), security(("bearer" = [])))]
 pub(crate) async fn chat(
     State(state): State<AppState>,
     principal: Principal,
@@ -179,13 +223,12 @@ pub(crate) async fn chat(
 ) -> Result<Json<ChatAnswer>, ApiError> {
     sutazai_kit::auth::require_scope(&principal, "chat")?;
     let request = chat_request(&body)?;
+    let retrieval = check_rag(&body, &request)?;
     check_conversation(&state, &principal, body.conversation_id).await?;
     let started = Instant::now();
-    let outcome = state
-        .llm
-        .chat(request.clone(), CachePolicy::from_use_cache(body.use_cache))
-        .await
-        .map_err(llm_error)?;
+    let (passages, prompted) = retrieve_passages(&state, &principal, retrieval.as_ref(), &request).await?;
+    let outcome =
+        state.llm.chat(prompted, CachePolicy::from_use_cache(body.use_cache)).await.map_err(llm_error)?;
     let latency_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
     let response = outcome.response;
     let conversation_id =
@@ -198,12 +241,13 @@ pub(crate) async fn chat(
         usage: response.usage,
         latency_ms,
         conversation_id,
+        passages,
     }))
 }
 
 #[utoipa::path(post, path = "/api/v1/chat/stream", tag = "chat", request_body = ChatBody,
-    responses((status = 200, description = "text/event-stream: `data: {\"delta\"}` frames, then `event: done` with usage, or `event: error`"),
-        (status = 400), (status = 422), (status = 503)), security(("bearer" = [])))]
+    responses((status = 200, description = "text/event-stream: with `rag`, first `event: passages` with `data: {\"passages\": [{\"id\", \"score\", \"text\"}]}`; then `data: {\"delta\"}` frames, then `event: done` with usage, or `event: error`"),
+        (status = 400), (status = 403), (status = 404), (status = 422), (status = 503)), security(("bearer" = [])))]
 pub(crate) async fn chat_stream(
     State(state): State<AppState>,
     principal: Principal,
@@ -211,15 +255,24 @@ pub(crate) async fn chat_stream(
 ) -> Result<Response, ApiError> {
     sutazai_kit::auth::require_scope(&principal, "chat")?;
     let mut request = chat_request(&body)?;
+    let retrieval = check_rag(&body, &request)?;
     check_conversation(&state, &principal, body.conversation_id).await?;
-    // Errors known before the first token (unknown model, LLM down) are ordinary error responses.
-    // Streams are never served from the cache: `use_cache` does not apply to them.
+    // Errors known before the first token (unknown model, unknown collection, LLM down) are
+    // ordinary error responses. Streams are never served from the cache: `use_cache` does not
+    // apply to them.
     let model = state.llm.available_model(&request.model).await.map_err(llm_error)?;
     request.model = model.clone();
-    let mut chunks = state.llm.chat_stream(request.clone()).await.map_err(llm_error)?;
-    let conversation_id = body.conversation_id;
     let started = Instant::now();
+    let (passages, prompted) = retrieve_passages(&state, &principal, retrieval.as_ref(), &request).await?;
+    let mut chunks = state.llm.chat_stream(prompted).await.map_err(llm_error)?;
+    let conversation_id = body.conversation_id;
     let events = sse_from(move |sender| async move {
+        // The passages come first, so a client can show its sources while the answer streams.
+        if let Some(passages) = &passages
+            && sender.send(json_event(Some("passages"), &json!({"passages": passages}))).await.is_err()
+        {
+            return;
+        }
         let mut answer = String::new();
         while let Some(item) = chunks.next().await {
             match item {

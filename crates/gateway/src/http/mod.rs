@@ -6,7 +6,7 @@ mod chat;
 mod conversations;
 mod hardware;
 mod health;
-mod openapi;
+pub(crate) mod openapi;
 mod paging;
 mod resources;
 mod sse;

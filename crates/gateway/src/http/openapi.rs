@@ -45,6 +45,14 @@ impl Modify for BearerSecurity {
 )]
 pub(crate) struct ApiDoc;
 
+/// The whole document served at `/openapi.json`: the core API plus vectors, hardware and resources.
+pub(crate) fn document() -> utoipa::openapi::OpenApi {
+    ApiDoc::openapi()
+        .merge_from(vectors::VectorsDoc::openapi())
+        .merge_from(hardware::HardwareDoc::openapi())
+        .merge_from(resources::ResourcesDoc::openapi())
+}
+
 /// `/openapi.json` and `/docs`. Swagger UI loads its own scripts and styles, so it gets a CSP that
 /// allows them from this origin (the kit's default CSP allows nothing).
 pub(crate) fn routes() -> Router {
@@ -52,14 +60,6 @@ pub(crate) fn routes() -> Router {
         "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'",
     );
     Router::new()
-        .merge(
-            SwaggerUi::new("/docs").url(
-                "/openapi.json",
-                ApiDoc::openapi()
-                    .merge_from(vectors::VectorsDoc::openapi())
-                    .merge_from(hardware::HardwareDoc::openapi())
-                    .merge_from(resources::ResourcesDoc::openapi()),
-            ),
-        )
+        .merge(SwaggerUi::new("/docs").url("/openapi.json", document()))
         .layer(SetResponseHeaderLayer::overriding(header::CONTENT_SECURITY_POLICY, csp))
 }

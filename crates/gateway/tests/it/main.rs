@@ -6,6 +6,8 @@
 
 mod breakers;
 mod chat;
+mod local_models;
+mod rag;
 mod rate_limit;
 mod routes;
 mod services;
@@ -26,6 +28,8 @@ use sutazai_testkit::{TestDatabase, TestRedis, http_settings};
 
 pub(crate) const PASSWORD: &str = "correct horse battery staple";
 pub(crate) const MODEL: &str = "smollm2:135m";
+/// The model the vector service embeds documents with (the fake serves it with `services`).
+pub(crate) const EMBEDDING_MODEL: &str = "all-minilm";
 
 fn closed_port_url() -> String {
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
@@ -39,6 +43,8 @@ pub(crate) struct Options {
     pub(crate) orchestrator_url: Option<String>,
     /// Runs the real vector, hardware and arbitrator services behind the gateway.
     pub(crate) services: bool,
+    /// The gateway and the vector service use the embedded models instead of the fake Ollama.
+    pub(crate) local_models: bool,
 }
 
 impl Default for Options {
@@ -50,7 +56,13 @@ impl Default for Options {
             auth_per_minute: 10_000,
             ..RateLimitSettings::default()
         };
-        Self { rate_limit, breakers: BreakerSettings::default(), orchestrator_url: None, services: false }
+        Self {
+            rate_limit,
+            breakers: BreakerSettings::default(),
+            orchestrator_url: None,
+            services: false,
+            local_models: false,
+        }
     }
 }
 
@@ -107,14 +119,15 @@ pub(crate) async fn platform_with(options: Options) -> Platform {
     let auth_service = auth.service().clone();
     tokio::spawn(auth.run_until_stopped(shutdown.clone()));
 
+    let ollama = FakeOllama::start().await;
+    ollama.add_model(MODEL);
+    let llm = if options.local_models { local_llm_settings() } else { llm_settings(&ollama.base_url()) };
     let services = if options.services {
-        Some(services::start_services(&auth_url, &issuer, &database, &redis, &shutdown).await)
+        ollama.add_model(EMBEDDING_MODEL);
+        Some(services::start_services(&auth_url, &issuer, &database, &redis, llm.clone(), &shutdown).await)
     } else {
         None
     };
-    let ollama = FakeOllama::start().await;
-    ollama.add_model(MODEL);
-    let llm = llm_settings(&ollama.base_url());
     let config = GatewayConfig {
         gateway: GatewaySettings {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
@@ -128,10 +141,16 @@ pub(crate) async fn platform_with(options: Options) -> Platform {
             arbitrator_url: services
                 .as_ref()
                 .map_or_else(closed_port_url, |running| running.arbitrator_url.clone()),
-            downstream_timeout_ms: 2_000,
+            // The embedded models load on first use, unoptimised in test builds.
+            downstream_timeout_ms: if options.local_models { 60_000 } else { 2_000 },
             health_check_timeout_ms: 1_000,
         },
-        http: http_settings(),
+        // Inference on the embedded models shares two cores with the whole test suite.
+        http: if options.local_models {
+            sutazai_kit::config::HttpSettings { request_timeout_ms: 120_000, ..http_settings() }
+        } else {
+            http_settings()
+        },
         postgres: database.settings(),
         redis: redis.settings(),
         llm,
@@ -154,6 +173,17 @@ pub(crate) async fn platform_with(options: Options) -> Platform {
     }
 }
 
+/// LLM settings for the embedded models (SmolLM2 chat, MiniLM embeddings), with room for
+/// tests' unoptimised candle builds.
+pub(crate) fn local_llm_settings() -> LlmSettings {
+    LlmSettings {
+        provider: ProviderKind::Local,
+        default_model: sutazai_llm::LocalSettings::default().chat_model,
+        request_timeout_ms: 300_000,
+        ..llm_settings(&closed_port_url())
+    }
+}
+
 /// LLM settings for a provider at `base_url`: short timeouts, no retries.
 pub(crate) fn llm_settings(base_url: &str) -> LlmSettings {
     LlmSettings {
@@ -169,6 +199,7 @@ pub(crate) fn llm_settings(base_url: &str) -> LlmSettings {
         model_list_ttl_s: 30,
         cache_ttl_s: 600,
         max_concurrent_requests: 4,
+        local: sutazai_llm::LocalSettings::default(),
     }
 }
 

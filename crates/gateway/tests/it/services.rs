@@ -12,10 +12,11 @@ use sutazai_arbitrator::{ArbitratorConfig, ArbitratorSettings};
 use sutazai_hardware::{HardwareConfig, HardwareSettings};
 use sutazai_kit::auth::VerifierSettings;
 use sutazai_kit::shutdown::Shutdown;
+use sutazai_llm::LlmSettings;
 use sutazai_testkit::{TestDatabase, TestRedis, http_settings};
 use sutazai_vector::{VectorConfig, VectorSettings};
 
-use crate::{MODEL, Options, Platform, llm_settings, platform_with, problem};
+use crate::{EMBEDDING_MODEL, MODEL, Options, Platform, platform_with, problem};
 
 fn loopback() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 0))
@@ -31,18 +32,18 @@ pub(crate) struct Services {
     _directories: tempfile::TempDir,
 }
 
-/// Starts the services; `auth_url` and `issuer` are the platform's auth service.
+/// Starts the services; `auth_url` and `issuer` are the platform's auth service, `llm` the
+/// provider the vector service embeds documents with (the fake Ollama or the embedded models).
 pub(crate) async fn start_services(
     auth_url: &str,
     issuer: &str,
     database: &TestDatabase,
     redis: &TestRedis,
+    llm: LlmSettings,
     shutdown: &Shutdown,
 ) -> Services {
     let directories = tempfile::tempdir().unwrap();
     let token = VerifierSettings::new(issuer, "sutazai");
-    // Documents are not embedded here; an unreachable LLM is enough.
-    let llm = llm_settings("http://127.0.0.1:9");
     let vector = sutazai_vector::Application::build(
         VectorConfig {
             vector: VectorSettings {
@@ -53,7 +54,7 @@ pub(crate) async fn start_services(
                 max_batch_points: 10_000,
                 max_search_queries: 1_000,
                 max_message_bytes: 64 << 20,
-                embedding_model: "all-minilm".into(),
+                embedding_model: EMBEDDING_MODEL.into(),
                 embedding_batch_size: 64,
             },
             http: http_settings(),
@@ -127,11 +128,11 @@ pub(crate) async fn start_services(
     Services { vector_url, hardware_url, arbitrator_url, hardware_root, _directories: directories }
 }
 
-async fn with_services() -> Platform {
+pub(crate) async fn with_services() -> Platform {
     platform_with(Options { services: true, ..Options::default() }).await
 }
 
-async fn json_of(response: reqwest::Response, status: u16) -> Value {
+pub(crate) async fn json_of(response: reqwest::Response, status: u16) -> Value {
     let actual = response.status().as_u16();
     let body = response.text().await.unwrap();
     assert_eq!(actual, status, "{body}");

@@ -85,6 +85,17 @@ async fn trace_request(request: Request, next: Next) -> Response {
     response
 }
 
+/// Runs a gRPC call inside a span that continues the caller's trace: gRPC routes are mounted
+/// after the edge layers (see `server`), so [`trace_request`] never sees them, and the metadata
+/// carrying `traceparent` travels as HTTP/2 headers.
+pub(crate) async fn trace_grpc_call(request: Request, next: Next) -> Response {
+    let path = request.uri().path();
+    let (service, method) = path.trim_start_matches('/').split_once('/').unwrap_or((path, ""));
+    let span = tracing::info_span!("grpc.request", rpc.service = %service, rpc.method = %method);
+    set_remote_parent(&span, &HeaderExtractor(request.headers()));
+    next.run(request).instrument(span).await
+}
+
 /// Adds the security headers a browser needs; a route that sets its own CSP keeps it.
 async fn security_headers(request: Request, next: Next) -> Response {
     let behind_tls = request.uri().scheme_str() == Some("https")

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use crate::cache::{CacheStats, ResponseCache};
 use crate::error::LlmError;
+use crate::local::LocalProvider;
 use crate::ollama::OllamaProvider;
 use crate::openai::OpenAiProvider;
 use crate::provider::LlmProvider;
@@ -66,18 +67,23 @@ pub struct LlmClient {
 }
 
 impl LlmClient {
-    /// A client for the provider `settings` configure.
-    pub fn from_settings(settings: &LlmSettings) -> Result<Self, LlmError> {
-        let api_key = settings.api_key.clone();
-        let provider: Arc<dyn LlmProvider> = match settings.provider {
-            ProviderKind::Ollama => {
-                Arc::new(OllamaProvider::new(&settings.base_url, api_key, settings.connect_timeout())?)
-            }
-            ProviderKind::Openai => {
-                Arc::new(OpenAiProvider::new(&settings.base_url, api_key, settings.connect_timeout())?)
-            }
+    /// A client for the provider `settings` name. With `auto`, the server at `base_url` is
+    /// asked for its models, first as Ollama and then as an OpenAI-compatible server; the first
+    /// that answers is used, and the embedded models when neither does. A missing model file of
+    /// the embedded models is an error naming it.
+    pub async fn connect(settings: &LlmSettings) -> Result<Self, LlmError> {
+        let provider = match settings.provider {
+            ProviderKind::Auto => auto_provider(settings).await?,
+            kind => provider_of_kind(kind, settings)?,
         };
+        tracing::info!(provider = provider.name(), "llm provider selected");
         Ok(Self::new(provider, settings))
+    }
+
+    /// A client for a provider named outright (`ollama`, `openai`, `local`); `auto` needs the
+    /// probes of [`LlmClient::connect`].
+    pub fn from_settings(settings: &LlmSettings) -> Result<Self, LlmError> {
+        Ok(Self::new(provider_of_kind(settings.provider, settings)?, settings))
     }
 
     /// A client for `provider`, with its own pool of `max_concurrent_requests` inference slots
@@ -341,6 +347,38 @@ impl LlmClient {
             tokio::time::sleep(delay).await;
         }
     }
+}
+
+fn provider_of_kind(kind: ProviderKind, settings: &LlmSettings) -> Result<Arc<dyn LlmProvider>, LlmError> {
+    let api_key = settings.api_key.clone();
+    Ok(match kind {
+        ProviderKind::Ollama => {
+            Arc::new(OllamaProvider::new(&settings.base_url, api_key, settings.connect_timeout())?)
+        }
+        ProviderKind::Openai => {
+            Arc::new(OpenAiProvider::new(&settings.base_url, api_key, settings.connect_timeout())?)
+        }
+        ProviderKind::Local => Arc::new(LocalProvider::new(&settings.local)?),
+        ProviderKind::Auto => {
+            return Err(LlmError::internal("provider `auto` is resolved by LlmClient::connect"));
+        }
+    })
+}
+
+/// The server at `base_url` if it lists its models as Ollama or as an OpenAI-compatible server
+/// within the connect timeout (twice it, for the whole answer), else the embedded models.
+async fn auto_provider(settings: &LlmSettings) -> Result<Arc<dyn LlmProvider>, LlmError> {
+    let deadline = settings.connect_timeout() * 2;
+    for kind in [ProviderKind::Ollama, ProviderKind::Openai] {
+        let provider = provider_of_kind(kind, settings)?;
+        match tokio::time::timeout(deadline, provider.list_models()).await {
+            Ok(Ok(_)) => return Ok(provider),
+            Ok(Err(error)) => tracing::debug!(provider = provider.name(), %error, "llm server probe failed"),
+            Err(_) => tracing::debug!(provider = provider.name(), "llm server probe timed out"),
+        }
+    }
+    tracing::info!("no LLM server answers at llm.base_url; using the embedded models");
+    Ok(Arc::new(LocalProvider::new(&settings.local)?))
 }
 
 fn model_names(models: &[ModelInfo]) -> Vec<String> {

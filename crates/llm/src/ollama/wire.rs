@@ -25,6 +25,8 @@ struct Options<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     top_p: Option<f32>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    top_k: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     seed: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     num_predict: Option<u32>,
@@ -37,12 +39,14 @@ impl<'a> ChatBody<'a> {
         let options = Options {
             temperature: request.temperature,
             top_p: request.top_p,
+            top_k: request.top_k,
             seed: request.seed,
             num_predict: request.max_tokens,
             stop: &request.stop,
         };
         let has_options = options.temperature.is_some()
             || options.top_p.is_some()
+            || options.top_k.is_some()
             || options.seed.is_some()
             || options.num_predict.is_some()
             || !options.stop.is_empty();
@@ -206,13 +210,14 @@ mod tests {
         );
         request.temperature = Some(0.5);
         request.top_p = Some(0.25);
+        request.top_k = Some(20);
         request.seed = Some(7);
         request.max_tokens = Some(64);
         request.stop = vec!["\n\n".to_owned()];
         let with_options = serde_json::to_value(ChatBody::new(&request, true)).unwrap();
         assert_eq!(
             with_options["options"],
-            json!({"temperature": 0.5, "top_p": 0.25, "seed": 7, "num_predict": 64, "stop": ["\n\n"]})
+            json!({"temperature": 0.5, "top_p": 0.25, "top_k": 20, "seed": 7, "num_predict": 64, "stop": ["\n\n"]})
         );
         assert_eq!(with_options["stream"], true);
     }

@@ -96,6 +96,7 @@ async fn sampling_options_reach_the_server_under_its_names() {
         messages: vec![ChatMessage::system("be brief"), ChatMessage::user("hi")],
         temperature: Some(0.5),
         top_p: Some(0.25),
+        top_k: Some(20),
         max_tokens: Some(64),
         seed: Some(42),
         stop: vec!["\n\n".to_owned()],
@@ -113,7 +114,7 @@ async fn sampling_options_reach_the_server_under_its_names() {
     );
     assert_eq!(
         native.body["options"],
-        json!({"temperature": 0.5, "top_p": 0.25, "seed": 42, "num_predict": 64, "stop": ["\n\n"]})
+        json!({"temperature": 0.5, "top_p": 0.25, "top_k": 20, "seed": 42, "num_predict": 64, "stop": ["\n\n"]})
     );
     let openai = recorded.iter().find(|request| request.path == "/v1/chat/completions").unwrap();
     for (field, value) in [

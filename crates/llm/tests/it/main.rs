@@ -6,6 +6,7 @@
 mod cache;
 mod chat;
 mod failures;
+mod local;
 mod models;
 
 use std::time::Duration;
@@ -76,6 +77,7 @@ fn settings(protocol: Protocol, base_url: &str) -> LlmSettings {
         model_list_ttl_s: 30,
         cache_ttl_s: 60,
         max_concurrent_requests: 4,
+        local: sutazai_llm::LocalSettings::default(),
     }
 }
 

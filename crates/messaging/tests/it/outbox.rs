@@ -267,3 +267,28 @@ async fn a_refused_row_is_parked_without_holding_back_the_others() {
     pool.close().await;
     database.drop_database().await;
 }
+
+#[tokio::test]
+async fn a_row_enqueued_in_a_given_trace_carries_that_traceparent_and_no_other() {
+    let database = TestDatabase::create().await;
+    let pool =
+        sutazai_kit::postgres::connect_and_migrate(&database.settings(), "svc", vec![outbox::migrator()])
+            .await
+            .unwrap();
+    let traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let event = Event { sequence: 1, committed: true };
+    let traced = outbox::enqueue_in_trace(&pool, EXCHANGE, "test.event", &event, None, Some(traceparent))
+        .await
+        .unwrap();
+    let untraced = outbox::enqueue_in_trace(&pool, EXCHANGE, "test.event", &event, None, None).await.unwrap();
+
+    let headers_of = |message_id: uuid::Uuid| {
+        sqlx::query_scalar::<_, serde_json::Value>("SELECT headers FROM outbox WHERE message_id = $1")
+            .bind(message_id)
+            .fetch_one(&pool)
+    };
+    assert_eq!(headers_of(traced).await.unwrap(), serde_json::json!({"traceparent": traceparent}));
+    assert_eq!(headers_of(untraced).await.unwrap(), serde_json::json!({}));
+    pool.close().await;
+    database.drop_database().await;
+}

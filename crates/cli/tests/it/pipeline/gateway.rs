@@ -14,7 +14,7 @@ use sutazai_testkit::http_settings;
 use super::{PATIENCE, Pipeline, closed_port_url, llm_settings, loopback};
 
 /// The gateway in front of the pipeline; returns its base URL.
-async fn start_gateway(pipeline: &Pipeline, shutdown: &Shutdown) -> String {
+pub(crate) async fn start_gateway(pipeline: &Pipeline, shutdown: &Shutdown) -> String {
     let config = GatewayConfig {
         gateway: GatewaySettings {
             listen: loopback(),

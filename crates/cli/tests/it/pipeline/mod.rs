@@ -17,6 +17,7 @@ mod restart;
 mod strategies;
 mod submit;
 mod timeouts;
+mod trace;
 mod workflows;
 
 use std::net::SocketAddr;
@@ -137,6 +138,7 @@ pub(crate) fn llm_settings(base_url: &str) -> LlmSettings {
         model_list_ttl_s: 60,
         cache_ttl_s: 600,
         max_concurrent_requests: 4,
+        local: sutazai_llm::LocalSettings::default(),
     }
 }
 

@@ -20,6 +20,7 @@ fn task(id: u128, priority: u8, owner: &str, arrival: i64, capabilities: &[&str]
             deadline: origin + Duration::hours(1),
             enqueued_at: origin + Duration::milliseconds(arrival),
             fair_tag: 0,
+            traceparent: None,
         },
         attempt: 1,
         waiting_reason: String::new(),

@@ -27,7 +27,13 @@ pub enum Outcome {
 impl DispatchState {
     /// A task is ready (first attempt or a retry). Ignored when its attempt is not newer than
     /// the last seen; refused with a `Failed` when the pending queue is full; queued otherwise.
-    pub fn on_ready(&mut self, ready: TaskReady, now: DateTime<Utc>, changes: &mut Changes) {
+    pub fn on_ready(
+        &mut self,
+        ready: TaskReady,
+        traceparent: Option<String>,
+        now: DateTime<Utc>,
+        changes: &mut Changes,
+    ) {
         let task_id = ready.task_id;
         if self.attempts.get(&task_id).is_some_and(|seen| seen.attempt >= ready.attempt) {
             tracing::debug!(%task_id, attempt = ready.attempt, "stale ready ignored");
@@ -63,7 +69,7 @@ impl DispatchState {
         }
         let attempt = ready.attempt;
         let retagged = self.pending.enqueue_new(PendingTask {
-            spec: TaskSpec::from_ready(ready),
+            spec: TaskSpec::from_ready(ready, traceparent),
             attempt,
             waiting_reason: String::new(),
             reassign_reason: String::new(),

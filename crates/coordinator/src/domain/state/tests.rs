@@ -79,7 +79,7 @@ impl Harness {
     }
 
     fn ready(&mut self, message: TaskReady) -> Changes {
-        self.step(|state, now, changes| state.on_ready(message, now, changes))
+        self.step(|state, now, changes| state.on_ready(message, None, now, changes))
     }
 
     fn register(&mut self, message: AgentRegistered) -> Changes {
