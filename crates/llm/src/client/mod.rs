@@ -20,7 +20,8 @@ use crate::retry::RetryPolicy;
 use crate::settings::{LlmSettings, ProviderKind};
 use crate::slots::{InferencePermit, InferenceSlots, LocalSlots};
 use crate::types::{ChatRequest, ChatResponse, ChatStream, ModelInfo};
-use models::{ModelListCache, model_names_match};
+use models::ModelListCache;
+pub(crate) use models::model_names_match;
 
 /// Whether a chat may be answered from, and stored in, the response cache.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

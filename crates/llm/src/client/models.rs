@@ -59,7 +59,7 @@ impl ModelListCache {
 /// Whether a requested model name denotes a listed one, the way Ollama resolves names: ASCII
 /// case does not matter and a name without a tag means `:latest`. Exact names (the OpenAI API's
 /// ids) match too.
-pub(super) fn model_names_match(requested: &str, listed: &str) -> bool {
+pub(crate) fn model_names_match(requested: &str, listed: &str) -> bool {
     with_default_tag(requested.trim()).eq_ignore_ascii_case(&with_default_tag(listed.trim()))
 }
 

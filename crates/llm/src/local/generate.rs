@@ -42,7 +42,8 @@ impl Plan {
         context_tokens: usize,
         default_max_tokens: u32,
     ) -> Result<Self, LlmError> {
-        let prompt_tokens = model.encode(&model.prompt(&request.messages))?;
+        check_sampling(request)?;
+        let prompt_tokens = model.prompt_tokens(&request.messages)?;
         let context = context_tokens.min(model.trained_context());
         if prompt_tokens.len() >= context {
             return Err(LlmError::BadRequest {
@@ -61,11 +62,13 @@ impl Plan {
         Ok(Self { prompt_tokens, max_new_tokens, sampling: sampling(request), seed, stop })
     }
 
-    /// Runs the generation, handing each new piece of text to `emit`; `emit` answers false when
-    /// nobody wants more (the generation then stops early and reports `cancelled`).
+    /// Runs the generation, handing each new piece of text to `emit`; `emit` answers false, or
+    /// `abandoned` true before any token, when nobody wants more (the generation then stops and
+    /// reports `cancelled`).
     pub(crate) fn run(
         self,
         model: &ChatModel,
+        abandoned: &dyn Fn() -> bool,
         emit: &mut dyn FnMut(String) -> bool,
     ) -> Result<Finish, LlmError> {
         let mut session = model.session();
@@ -76,6 +79,10 @@ impl Plan {
         let mut logits = ChatModel::next_logits(&mut session, &self.prompt_tokens, 0)?;
         let mut reason = "length";
         while generated.len() < self.max_new_tokens {
+            if abandoned() {
+                reason = "cancelled";
+                break;
+            }
             let token = sampler.sample(&logits).map_err(|error| inference_error(&error))?;
             if model.is_end(token) {
                 reason = "stop";
@@ -113,6 +120,18 @@ impl Plan {
         };
         Ok(Finish { usage, reason })
     }
+}
+
+/// Sampling options a library caller could get wrong (the gateway checks them too).
+fn check_sampling(request: &ChatRequest) -> Result<(), LlmError> {
+    let refuse = |reason: &str| Err(LlmError::BadRequest { reason: reason.to_owned() });
+    if request.temperature.is_some_and(|temperature| temperature.is_nan() || temperature < 0.0) {
+        return refuse("temperature must be 0 or more");
+    }
+    if request.top_p.is_some_and(|top_p| top_p.is_nan() || top_p <= 0.0 || top_p > 1.0) {
+        return refuse("top_p must be greater than 0 and at most 1");
+    }
+    Ok(())
 }
 
 /// The request's sampling: greedy at temperature 0, otherwise top-k then top-p with Ollama's
@@ -175,7 +194,7 @@ impl TextTracker {
         }
         let held = self.stops.iter().map(|stop| partial_suffix(settled, stop)).max().unwrap_or(0);
         let safe_end = floor_char_boundary(settled, settled.len() - held).max(self.emitted);
-        let piece = settled[self.emitted..safe_end].to_owned();
+        let piece = settled.get(self.emitted..safe_end).unwrap_or_default().to_owned();
         self.emitted = safe_end;
         (piece, false)
     }

@@ -25,6 +25,7 @@ use tokio::sync::{Mutex, OnceCell, mpsc};
 
 pub use settings::{FETCH_MODELS_COMMAND, LocalSettings};
 
+use crate::client::model_names_match;
 use crate::error::LlmError;
 use crate::provider::LlmProvider;
 use crate::types::{ChatChunk, ChatMessage, ChatRequest, ChatResponse, ChatStream, ModelInfo};
@@ -92,7 +93,7 @@ impl LocalProvider {
     }
 
     fn check_model(&self, requested: &str, served: &str, call: &str) -> Result<(), LlmError> {
-        if requested == served {
+        if model_names_match(requested, served) {
             return Ok(());
         }
         let right = if served == self.settings.chat_model { "chat" } else { "embedding" };
@@ -133,9 +134,9 @@ impl LlmProvider for LocalProvider {
             let flag = Arc::clone(&abandoned.0);
             let (text, finish) = blocking(move || {
                 let mut text = String::new();
-                let finish = plan.run(&model, &mut |piece| {
+                let finish = plan.run(&model, &|| flag.load(Ordering::Relaxed), &mut |piece| {
                     text.push_str(&piece);
-                    !flag.load(Ordering::Relaxed)
+                    true
                 })?;
                 Ok((text, finish))
             })
@@ -155,8 +156,9 @@ impl LlmProvider for LocalProvider {
             let (model, plan) = self.prepare(request).await?;
             let (sender, receiver) = mpsc::channel(STREAM_BUFFER);
             tokio::task::spawn_blocking(move || {
-                let outcome =
-                    plan.run(&model, &mut |piece| sender.blocking_send(Ok(ChatChunk::Delta(piece))).is_ok());
+                let outcome = plan.run(&model, &|| sender.is_closed(), &mut |piece| {
+                    sender.blocking_send(Ok(ChatChunk::Delta(piece))).is_ok()
+                });
                 let last = outcome.map(|finish| ChatChunk::Done {
                     usage: finish.usage,
                     finish_reason: finish.reason.to_owned(),

@@ -227,8 +227,18 @@ async fn concurrent_writers_are_all_durable_and_visible() {
     let mut service = service;
     assert_eq!(service.collection("busy").await.unwrap().point_count, 800);
     assert_eq!(service.get("busy", num(7_099)).await.unwrap().vector, [7_099.0, 1.0, 2.0, 3.0]);
-    let metrics =
-        reqwest::get(format!("http://{}/metrics", service.address)).await.unwrap().text().await.unwrap();
+    // The gauges are set just after the writer has answered the batch's callers, so the last
+    // commit's value may show a moment after its upsert returned.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let metrics = loop {
+        let metrics =
+            reqwest::get(format!("http://{}/metrics", service.address)).await.unwrap().text().await.unwrap();
+        if metrics.contains("vector_points{collection=\"busy\"} 800") || std::time::Instant::now() > deadline
+        {
+            break metrics;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
     assert!(metrics.contains("vector_points{collection=\"busy\"} 800"), "{metrics}");
     assert!(metrics.contains("vector_upsert_duration_seconds_count{collection=\"busy\"} 200"), "{metrics}");
     assert!(metrics.contains("vector_wal_group_commit_writes"));
