@@ -63,8 +63,9 @@ async fn expired_entries_are_purged_for_good() {
         .await
         .unwrap();
     let id = performed.actions[0].quarantine_id.clone();
-    assert_eq!(hardware.quarantine().await.len(), 1);
-    // The background purge runs every TTL (1 s here); wait for it rather than calling it.
+    assert!(!id.is_empty(), "the file went to the quarantine");
+    // The background purge runs every TTL (1 s here), so on a busy machine the entry may be gone
+    // before it could be listed; wait for the purge rather than calling it.
     sutazai_testkit::wait_for("the purge", Duration::from_secs(10), || async {
         hardware.quarantine().await.is_empty()
     })
