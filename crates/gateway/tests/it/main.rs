@@ -31,9 +31,10 @@ pub(crate) const MODEL: &str = "smollm2:135m";
 /// The model the vector service embeds documents with (the fake serves it with `services`).
 pub(crate) const EMBEDDING_MODEL: &str = "all-minilm";
 
+/// A URL nothing answers at: the discard port, which no test binds. (A port freed by binding
+/// port 0 could be taken by another test's service running in parallel.)
 fn closed_port_url() -> String {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    format!("http://127.0.0.1:{port}")
+    "http://127.0.0.1:9".to_owned()
 }
 
 /// Knobs a test can turn before the gateway starts.
